@@ -1,0 +1,1 @@
+//! jigasi-config (under construction).

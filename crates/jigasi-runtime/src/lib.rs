@@ -1,0 +1,1 @@
+//! jigasi-runtime (under construction).

@@ -1,0 +1,1 @@
+//! jigasi-sip (under construction).

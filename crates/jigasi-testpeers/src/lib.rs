@@ -1,0 +1,1 @@
+//! jigasi-testpeers (under construction).

@@ -1,0 +1,1 @@
+//! jigasi-xmpp (under construction).
