@@ -89,8 +89,8 @@ impl SipEndpoint {
     /// registration task. Returns once the sockets are bound.
     pub async fn start(options: SipOptions) -> Result<Self, SipError> {
         let cancel = CancellationToken::new();
-        let (udp, local_addr) = bind_udp_and_tcp(options.bind, options.public_address, &cancel)
-            .await?;
+        let (udp, local_addr) =
+            bind_udp_and_tcp(options.bind, options.public_address, &cancel).await?;
 
         let transport_layer = TransportLayer::new(cancel.child_token());
         transport_layer.add_transport(udp.into());
@@ -186,7 +186,12 @@ async fn bind_udp_and_tcp(
                 drop(probe);
                 return Ok((udp, local));
             }
-            Err(source) => last_error = Some(SipError::Bind { addr: local, source }),
+            Err(source) => {
+                last_error = Some(SipError::Bind {
+                    addr: local,
+                    source,
+                })
+            }
         }
     }
     Err(last_error.unwrap_or(SipError::Stack("no port could be bound".into())))
@@ -206,13 +211,21 @@ async fn answer_out_of_dialog(
                 None => return,
             },
         };
-        let method = tx.original.method.clone();
+        let method = tx.original.method;
         let status = match method {
             Method::Ack => continue,
             Method::Options => StatusCode::OK,
             Method::Invite => StatusCode::TemporarilyUnavailable,
             Method::Bye | Method::Cancel => StatusCode::CallTransactionDoesNotExist,
-            _ => StatusCode::NotImplemented,
+            Method::Info
+            | Method::Message
+            | Method::Notify
+            | Method::PRack
+            | Method::Publish
+            | Method::Refer
+            | Method::Register
+            | Method::Subscribe
+            | Method::Update => StatusCode::NotImplemented,
         };
         debug!(%method, status = status.code(), "answering out-of-dialog request");
         tokio::spawn(async move {

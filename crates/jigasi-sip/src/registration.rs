@@ -144,7 +144,11 @@ impl Unregister {
 }
 
 /// Sends one REGISTER (answering one digest challenge) and classifies the result.
-async fn attempt(registration: &mut Registration, server: &Uri, expiry: Duration) -> AttemptOutcome {
+async fn attempt(
+    registration: &mut Registration,
+    server: &Uri,
+    expiry: Duration,
+) -> AttemptOutcome {
     let expires = u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX);
     let result = tokio::time::timeout(
         TRANSACTION_LIMIT,
@@ -160,7 +164,11 @@ async fn attempt(registration: &mut Registration, server: &Uri, expiry: Duration
             | rsipstack::Error::DnsResolutionError(_)
             | rsipstack::Error::AddrParseError(_) => AttemptOutcome::TransportFailed,
             // The transaction ended without a final response: timer F.
-            _ => AttemptOutcome::TimedOut,
+            rsipstack::Error::SipMessageError(_)
+            | rsipstack::Error::TransactionError(..)
+            | rsipstack::Error::EndpointError(_)
+            | rsipstack::Error::DialogError(..)
+            | rsipstack::Error::Error(_) => AttemptOutcome::TimedOut,
         },
     }
 }
@@ -188,7 +196,10 @@ fn report(state: &RegistrationState, outcome: &AttemptOutcome) {
             info!(expires_s = expires.as_secs(), "SIP registration accepted");
         }
         RegistrationState::Rejected { status } => {
-            warn!(status, "SIP registration rejected; check USER_ID, PASSWORD and AUTHORIZATION_NAME");
+            warn!(
+                status,
+                "SIP registration rejected; check USER_ID, PASSWORD and AUTHORIZATION_NAME"
+            );
         }
         RegistrationState::Retrying { failures, .. } => {
             warn!(failures, ?outcome, "SIP registration failed; retrying");
