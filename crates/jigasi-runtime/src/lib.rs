@@ -1,1 +1,178 @@
-//! jigasi-runtime (under construction).
+//! Tokio composition of jigasi-rs: starts the SIP endpoint and one brewery task per brewery
+//! account, reports readiness, and shuts everything down in order.
+//!
+//! Nothing here makes a protocol decision: the brewery task moves stanzas between an XMPP
+//! connection (`jigasi-xmpp-io`) and the pure [`jigasi_xmpp::brewery_member::BreweryMember`]; the
+//! SIP endpoint runs the pure registration policy inside `jigasi-sip`. Every task owns its own
+//! state and publishes what others need through `watch` channels ([`GatewayStatus`]).
+
+mod brewery;
+mod error;
+mod sip;
+
+use std::time::Duration;
+
+use jigasi_config::Config;
+use jigasi_sip::{RegistrationState, SipEndpoint};
+use jigasi_xmpp::brewery::Stats;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use brewery::BreweryState;
+pub use error::RuntimeError;
+
+/// The version jigasi-rs reports (brewery stats, `--version`, REST).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How long shutdown waits for the registrar to confirm the un-REGISTER.
+const UNREGISTER_DEADLINE: Duration = Duration::from_secs(3);
+/// How long shutdown waits for brewery tasks to leave their rooms.
+const BREWERY_LEAVE_DEADLINE: Duration = Duration::from_secs(3);
+
+/// A snapshot of what the gateway's parts report; the basis of health checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayStatus {
+    /// The SIP registration; `None` when SIP is disabled.
+    pub sip: Option<RegistrationState>,
+    /// One entry per brewery account, in configuration order: `(account id, state)`.
+    pub breweries: Vec<(String, BreweryState)>,
+}
+
+impl GatewayStatus {
+    /// Ready = SIP registered (or registrar-less, or disabled) and every brewery joined.
+    pub fn is_ready(&self) -> bool {
+        self.sip
+            .as_ref()
+            .is_none_or(RegistrationState::is_registered)
+            && self
+                .breweries
+                .iter()
+                .all(|(_, state)| *state == BreweryState::Joined)
+    }
+}
+
+/// Runs the gateway until `shutdown` is cancelled, then leaves the breweries, un-REGISTERs and
+/// returns.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+    let sip = match &config.sip {
+        Some(account) => Some(SipEndpoint::start(sip::options(&config, account)).await?),
+        None => None,
+    };
+
+    let (stats_tx, stats_rx) = watch::channel(initial_stats(&config));
+    // Not a child of `shutdown`: the breweries must publish `graceful_shutdown` before leaving.
+    let brewery_cancel = CancellationToken::new();
+    let mut brewery_tasks = JoinSet::new();
+    let mut brewery_states = Vec::new();
+    for account in &config.breweries {
+        let (task, state) =
+            brewery::BreweryTask::new(account, &config, stats_rx.clone(), brewery_cancel.clone())?;
+        brewery_states.push((account.id.clone(), state));
+        brewery_tasks.spawn(task.run());
+    }
+
+    let status_rx = watch_status(sip.as_ref(), brewery_states, shutdown.clone());
+    tokio::spawn(log_readiness(status_rx, shutdown.clone()));
+
+    shutdown.cancelled().await;
+    info!("shutting down");
+    // Jicofo must stop selecting us first: flag the shutdown in the brewery stats.
+    stats_tx.send_modify(|stats| stats.graceful_shutdown = true);
+    brewery_cancel.cancel();
+    let leave = async { while brewery_tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(BREWERY_LEAVE_DEADLINE, leave)
+        .await
+        .is_err()
+    {
+        warn!("brewery connections did not close in time");
+    }
+    if let Some(sip) = sip {
+        sip.shutdown(UNREGISTER_DEADLINE).await;
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// The statistics published before any call exists.
+fn initial_stats(config: &Config) -> Stats {
+    Stats {
+        conferences: 0,
+        participants: 0,
+        graceful_shutdown: false,
+        stress_level: 0.0,
+        region: config.jigasi.local_region.clone(),
+        version: VERSION.to_owned(),
+        supports_transcription: false,
+        supports_sip: config.sip.is_some(),
+    }
+}
+
+/// Combines the parts' state channels into one [`GatewayStatus`] channel. One small task per
+/// part forwards "changed" into a single inbox; the combiner re-reads every part on each change.
+fn watch_status(
+    sip: Option<&SipEndpoint>,
+    breweries: Vec<(String, watch::Receiver<BreweryState>)>,
+    shutdown: CancellationToken,
+) -> watch::Receiver<GatewayStatus> {
+    let (changed_tx, mut changed_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let sip_rx = sip.map(SipEndpoint::registration);
+    if let Some(rx) = &sip_rx {
+        tokio::spawn(forward_changes(rx.clone(), changed_tx.clone()));
+    }
+    for (_, rx) in &breweries {
+        tokio::spawn(forward_changes(rx.clone(), changed_tx.clone()));
+    }
+    let snapshot = move || GatewayStatus {
+        sip: sip_rx.as_ref().map(|rx| *rx.borrow()),
+        breweries: breweries
+            .iter()
+            .map(|(id, rx)| (id.clone(), rx.borrow().clone()))
+            .collect(),
+    };
+    let (tx, rx) = watch::channel(snapshot());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = changed_rx.recv() => if changed.is_none() { return },
+            }
+            tx.send_replace(snapshot());
+        }
+    });
+    rx
+}
+
+/// Sends `()` into `inbox` whenever `rx` changes, until either side is gone.
+async fn forward_changes<T>(mut rx: watch::Receiver<T>, inbox: tokio::sync::mpsc::Sender<()>) {
+    while rx.changed().await.is_ok() {
+        // A full inbox already holds a pending "changed"; that is enough.
+        if let Err(tokio::sync::mpsc::error::TrySendError::Closed(())) = inbox.try_send(()) {
+            return;
+        }
+    }
+}
+
+/// Logs "gateway ready" when everything is up, and every change of readiness after that.
+async fn log_readiness(mut status: watch::Receiver<GatewayStatus>, shutdown: CancellationToken) {
+    let mut was_ready = false;
+    loop {
+        let current = status.borrow_and_update().clone();
+        let ready = current.is_ready();
+        if ready && !was_ready {
+            info!(
+                sip = ?current.sip,
+                breweries = current.breweries.len(),
+                "gateway ready"
+            );
+        } else if !ready && was_ready {
+            warn!(status = ?current, "gateway not ready");
+        }
+        was_ready = ready;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = status.changed() => if changed.is_err() { return },
+        }
+    }
+}

@@ -160,7 +160,11 @@ impl RegistrationPolicy {
         match outcome {
             AttemptOutcome::Accepted { granted } => {
                 // A 2xx without any expiry is read as "what we asked for" (RFC 3261 §10.2.4).
-                let granted = if granted.is_zero() { self.expiry } else { granted };
+                let granted = if granted.is_zero() {
+                    self.expiry
+                } else {
+                    granted
+                };
                 self.failures = 0;
                 self.state = RegistrationState::Registered { expires: granted };
                 self.valid_until = Some(now + granted);
@@ -278,7 +282,10 @@ mod tests {
         assert_eq!(p.poll_timeout(), Some(t0));
         assert!(!p.is_ready(t0));
         attempt(&mut p, AttemptOutcome::Accepted { granted: secs(300) });
-        assert_eq!(p.state(), &RegistrationState::Registered { expires: secs(300) });
+        assert_eq!(
+            p.state(),
+            &RegistrationState::Registered { expires: secs(300) }
+        );
         assert_eq!(p.poll_timeout(), Some(t0 + secs(225)));
         assert!(p.is_ready(t0 + secs(299)));
         assert!(!p.is_ready(t0 + secs(300)));
@@ -453,6 +460,9 @@ mod tests {
         let t0 = Instant::now();
         let mut p = RegistrationPolicy::new(RegistrationConfig::default(), t0);
         attempt(&mut p, AttemptOutcome::Accepted { granted: secs(0) });
-        assert_eq!(p.state(), &RegistrationState::Registered { expires: secs(600) });
+        assert_eq!(
+            p.state(),
+            &RegistrationState::Registered { expires: secs(600) }
+        );
     }
 }

@@ -1,0 +1,213 @@
+//! End-to-end tests of the `jigasi-rs` binary: its command line, its configuration errors, and a
+//! start-up against real Prosody and Kamailio checked only from the outside.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use jigasi_demo::startup_scenario;
+use jigasi_testpeers::available;
+
+const BIN: &str = env!("CARGO_BIN_EXE_jigasi-rs");
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A Jigasi-style properties file under `<dir>/jigasi-home/`.
+fn write_properties(dir: &Path, body: &str) {
+    let home = dir.join("jigasi-home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("sip-communicator.properties"), body).unwrap();
+}
+
+const SAMPLE: &str = "\
+net.java.sip.communicator.impl.protocol.sip.acc1=acc1
+net.java.sip.communicator.impl.protocol.sip.acc1.USER_ID=jigasi@sip.example.com
+net.java.sip.communicator.impl.protocol.sip.acc1.PASSWORD=c3VwZXJzZWNyZXQtc2lw
+net.java.sip.communicator.impl.protocol.sip.acc1.SERVER_ADDRESS=sip.example.com
+net.java.sip.communicator.impl.protocol.jabber.acc-xmpp-1=acc-xmpp-1
+net.java.sip.communicator.impl.protocol.jabber.acc-xmpp-1.USER_ID=jigasi@auth.meet.example.com
+net.java.sip.communicator.impl.protocol.jabber.acc-xmpp-1.PASSWORD=eG1wcC1zZWNyZXQtdmFsdWU=
+net.java.sip.communicator.impl.protocol.jabber.acc-xmpp-1.BREWERY=JigasiBrewery@internal.auth.meet.example.com
+";
+
+#[test]
+fn version_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["--version"], dir.path());
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("jigasi-rs {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = run(&["-h"], dir.path());
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for flag in [
+        "--min-port",
+        "--configdir",
+        "--configdirname",
+        "--domain",
+        "--host",
+        "--print-config",
+    ] {
+        assert!(help.contains(flag), "help lacks {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn print_config_redacts_secrets_and_accepts_both_dash_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    write_properties(dir.path(), SAMPLE);
+    let configdir = format!("-configdir={}", dir.path().display());
+    let out = run(
+        &[
+            &configdir,
+            "--min-port=30000",
+            "-max-port=30010",
+            "--print-config",
+        ],
+        dir.path(),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    // The base64 passwords decode to these; neither may appear, encoded or not.
+    for secret in [
+        "supersecret-sip",
+        "c3VwZXJzZWNyZXQtc2lw",
+        "xmpp-secret-value",
+        "eG1wcC1zZWNyZXQtdmFsdWU=",
+    ] {
+        assert!(
+            !stdout.contains(secret),
+            "secret {secret} printed:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("<redacted>"));
+    assert!(
+        stdout.contains("30000") && stdout.contains("30010"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("JigasiBrewery@internal.auth.meet.example.com"));
+}
+
+#[test]
+fn bad_configuration_stops_start_up_naming_file_line_and_expectation() {
+    let dir = tempfile::tempdir().unwrap();
+    write_properties(
+        dir.path(),
+        &format!("{SAMPLE}net.java.sip.communicator.impl.protocol.sip.acc1.SERVER_PORT=50x0\n"),
+    );
+    let configdir = format!("--configdir={}", dir.path().display());
+    let out = run(&[&configdir], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("sip-communicator.properties:9"), "{stderr}");
+    assert!(
+        stderr.contains("SERVER_PORT") && stderr.contains("50x0"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("port"), "{stderr}");
+
+    write_properties(
+        dir.path(),
+        &SAMPLE.replace("jigasi@sip.example.com", "<<JIGASI_SIPUSER>>"),
+    );
+    let out = run(&[&configdir], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("<<JIGASI_SIPUSER>>") && stderr.contains("placeholder"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_configuration_names_the_path_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &["--configdir=/nonexistent-jigasi", "--configdirname=jigasi"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("/nonexistent-jigasi/jigasi/sip-communicator.properties"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_command_line_value_is_an_error_but_unknown_flags_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    write_properties(dir.path(), SAMPLE);
+    let configdir = format!("--configdir={}", dir.path().display());
+    let out = run(
+        &[&configdir, "--min-port=ten", "--print-config"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("min-port") && stderr.contains("ten"),
+        "{stderr}"
+    );
+
+    let out = run(
+        &[&configdir, "--subdomain=callcontrol", "--print-config"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "unknown flags must not be fatal: {}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_registers_joins_the_brewery_and_stops_cleanly() {
+    if !available(&["prosody", "prosodyctl", "kamailio", "openssl"]) {
+        return;
+    }
+    let report = startup_scenario(Path::new(BIN), false).await.unwrap();
+    let log = &report.log;
+    assert!(
+        report.ready_after < Duration::from_secs(5),
+        "slow start: {report:?}"
+    );
+    assert!(report.stats.supports_sip, "{log}");
+    assert!(!report.stats.graceful_shutdown);
+    assert_eq!(report.stats.version, env!("CARGO_PKG_VERSION"));
+    assert!(
+        report.brewery_nick.starts_with("jitsi-"),
+        "{}",
+        report.brewery_nick
+    );
+    assert_eq!(
+        report.options_while_running, 200,
+        "registrar did not route to us:\n{log}"
+    );
+    assert!(report.exit.success(), "exit {}:\n{log}", report.exit);
+    assert!(report.graceful_shutdown_published, "{log}");
+    assert_eq!(
+        report.options_after_stop, 404,
+        "binding left behind:\n{log}"
+    );
+    // Personal data is redacted at the default log level.
+    assert!(
+        !log.contains("jigasi@auth.meet.example.com"),
+        "JID in the log:\n{log}"
+    );
+}

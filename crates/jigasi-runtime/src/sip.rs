@@ -1,0 +1,43 @@
+//! Maps the configuration onto the SIP adapter's options.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use jigasi_config::{Config, SipAccount};
+use jigasi_sip::{AccountOptions, Registrar, RegistrationConfig, SipOptions, Transport};
+
+/// The SIP endpoint options for `account`: listen on all interfaces on Jigasi's clear port
+/// (`SIP_PREFERRED_CLEAR_PORT`, 5060), register as `USER_ID` at `SERVER_ADDRESS`.
+pub(crate) fn options(config: &Config, account: &SipAccount) -> SipOptions {
+    let registrar = account.registrar.as_ref().map(|server| Registrar {
+        host: server.host.clone(),
+        port: server.port,
+        transport: transport(account.transport),
+    });
+    SipOptions {
+        bind: SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            config.sip_stack.clear_port,
+        ),
+        public_address: None,
+        user_agent: format!("jigasi-rs/{}", crate::VERSION),
+        account: Some(AccountOptions {
+            user: account.user.clone(),
+            domain: account.domain.clone(),
+            password: account.password.clone(),
+            auth_username: account.authorization_name.clone(),
+            registrar,
+            registration: RegistrationConfig {
+                requested_expiry: config.sip_stack.registration_expiry,
+                ..RegistrationConfig::default()
+            },
+        }),
+    }
+}
+
+fn transport(transport: jigasi_config::Transport) -> Transport {
+    match transport {
+        jigasi_config::Transport::Udp => Transport::Udp,
+        jigasi_config::Transport::Tcp => Transport::Tcp,
+        jigasi_config::Transport::Tls => Transport::Tls,
+    }
+}
