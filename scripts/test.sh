@@ -31,9 +31,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 step "tests (unit, simulation and real peers)"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast --failure-output final
-  # nextest does not run doc tests
+  # nextest does not run doc tests; run them first so the run closes with nextest's summary
   cargo test --workspace --doc --locked --quiet
+  cargo nextest run --workspace --locked --no-fail-fast --failure-output final
 else
   cargo test --workspace --locked --no-fail-fast
 fi
