@@ -101,6 +101,11 @@ impl Deployment {
         self.dir.path()
     }
 
+    /// The directory passed as `--logdir`; the gateway writes `jigasi-rs.log` there.
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
     /// The properties file the gateway reads.
     pub fn properties_path(&self) -> PathBuf {
         self.dir
@@ -118,6 +123,7 @@ impl Deployment {
             "--host=127.0.0.1".into(),
             "--min-port=20000".into(),
             "--max-port=20100".into(),
+            format!("--logdir={}", self.log_dir().display()),
         ]
     }
 
@@ -500,8 +506,10 @@ pub struct StartupReport {
     pub graceful_shutdown_published: bool,
     /// Status of the same OPTIONS after the gateway stopped.
     pub options_after_stop: u16,
-    /// Everything the gateway logged.
+    /// Everything the gateway logged to stderr.
     pub log: String,
+    /// The contents of `<logdir>/jigasi-rs.log` after the gateway stopped.
+    pub log_file: String,
 }
 
 /// The demo scenario: start Prosody and Kamailio, run the gateway, check it from the outside
@@ -579,5 +587,7 @@ pub async fn startup_scenario(binary: &Path, echo: bool) -> Result<StartupReport
         graceful_shutdown_published,
         options_after_stop,
         log: gateway.log(),
+        log_file: std::fs::read_to_string(deployment.log_dir().join("jigasi-rs.log"))
+            .unwrap_or_default(),
     })
 }

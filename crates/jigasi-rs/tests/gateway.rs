@@ -205,6 +205,17 @@ async fn starts_registers_joins_the_brewery_and_stops_cleanly() {
         report.options_after_stop, 404,
         "binding left behind:\n{log}"
     );
+    // --logdir gets the same log as stderr.
+    assert!(
+        report.log_file.contains("gateway ready"),
+        "log file:\n{}",
+        report.log_file
+    );
+    assert!(
+        report.log_file.contains("un-registered"),
+        "log file:\n{}",
+        report.log_file
+    );
     // Personal data is redacted at the default log level.
     assert!(
         !log.contains("jigasi@auth.meet.example.com"),

@@ -1,6 +1,7 @@
 //! Session tests: scripted server transcripts fed in every chunking, on a virtual clock.
 
-#![allow(clippy::unwrap_used)]
+// Tests take one real instant as the base of their virtual clock.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
 use std::time::{Duration, Instant};
 
