@@ -10,14 +10,16 @@
 //! the `jigasi-rs` crate.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use jigasi_testpeers::{Kamailio, KamailioConfig, PeerError, Prosody, ProsodyConfig, free_port};
+use jigasi_testpeers::{
+    Kamailio, KamailioConfig, PeerError, Prosody, ProsodyConfig, free_port, sip_options,
+};
 use jigasi_types::Secret;
 use jigasi_xmpp::brewery::Stats;
 use jigasi_xmpp::jid::FullJid;
@@ -315,47 +317,12 @@ impl Drop for GatewayProcess {
     }
 }
 
-/// Sends an out-of-dialog OPTIONS for `user@<registrar host>` to the registrar / proxy from a
-/// foreign domain (so it is not challenged) and returns the final status code. While the gateway
-/// is registered, Kamailio relays it to the gateway, which answers 200; otherwise Kamailio
-/// answers 404 itself.
+/// Sends an out-of-dialog OPTIONS for `user@<registrar host>` through the registrar / proxy and
+/// returns the final status code. While the gateway is registered, Kamailio relays it to the
+/// gateway, which answers 200; otherwise Kamailio answers 404 itself.
 pub fn options_via_registrar(registrar: SocketAddr, user: &str) -> Result<u16, DemoError> {
-    let socket = UdpSocket::bind("127.0.0.1:0").map_err(io("cannot bind a UDP socket"))?;
-    socket
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .map_err(io("cannot set a timeout"))?;
-    let local = socket.local_addr().map_err(io("no local address"))?;
-    let request = format!(
-        "OPTIONS sip:{user}@{host}:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bK-demo-{lport};rport\r\n\
-         From: <sip:demo@other.test>;tag=demo{lport}\r\n\
-         To: <sip:{user}@{host}>\r\n\
-         Call-ID: demo-{lport}@other.test\r\n\
-         CSeq: 1 OPTIONS\r\n\
-         Max-Forwards: 70\r\n\
-         Content-Length: 0\r\n\r\n",
-        host = registrar.ip(),
-        port = registrar.port(),
-        lport = local.port(),
-    );
-    socket
-        .send_to(request.as_bytes(), registrar)
-        .map_err(io("cannot send OPTIONS"))?;
-    let mut buf = [0u8; 4096];
-    loop {
-        let (n, _) = socket
-            .recv_from(&mut buf)
-            .map_err(io("no answer to OPTIONS"))?;
-        let text = String::from_utf8_lossy(&buf[..n]);
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| DemoError::Expectation(format!("not a SIP response: {text}")))?;
-        if status >= 200 {
-            return Ok(status);
-        }
-    }
+    let uri = format!("sip:{user}@{}:{}", registrar.ip(), registrar.port());
+    Ok(sip_options(registrar, &uri)?)
 }
 
 /// An XMPP client sitting in the brewery room where Jicofo would be (`focus@auth…`), watching the

@@ -5,14 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use jigasi_sip::{
     AccountOptions, Registrar, RegistrationConfig, RegistrationState, SipEndpoint, SipOptions,
     Transport,
 };
-use jigasi_testpeers::{Kamailio, KamailioConfig, available};
+use jigasi_testpeers::{Kamailio, KamailioConfig, available, sip_options};
 use jigasi_types::Secret;
 use tokio::sync::watch;
 
@@ -57,40 +57,13 @@ async fn wait_for(
     result.unwrap_or_else(|_| panic!("registration state stayed {:?}", *rx.borrow()))
 }
 
-/// Sends an out-of-dialog OPTIONS for `jigasi@127.0.0.1` to Kamailio from a foreign domain (so
-/// Kamailio does not challenge it) and returns the status code of the final answer.
-fn options_via_proxy(kamailio: SocketAddr) -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
-    let local = socket.local_addr().unwrap();
-    let request = format!(
-        "OPTIONS sip:jigasi@127.0.0.1:{port} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bK-probe-{lport};rport\r\n\
-         From: <sip:probe@other.test>;tag=probe{lport}\r\n\
-         To: <sip:jigasi@127.0.0.1>\r\n\
-         Call-ID: probe-{lport}@other.test\r\n\
-         CSeq: 1 OPTIONS\r\n\
-         Max-Forwards: 70\r\n\
-         Content-Length: 0\r\n\r\n",
-        port = kamailio.port(),
-        lport = local.port(),
-    );
-    socket.send_to(request.as_bytes(), kamailio).unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        let (n, _) = socket.recv_from(&mut buf).expect("no answer to OPTIONS");
-        let text = String::from_utf8_lossy(&buf[..n]);
-        let status: u16 = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("not a SIP response");
-        if status >= 200 {
-            return status;
-        }
-    }
+/// OPTIONS for the gateway's address of record, sent through the registrar: 200 from the
+/// gateway while it is registered, 404 from Kamailio otherwise.
+async fn options_via_proxy(kamailio: SocketAddr) -> u16 {
+    tokio::task::spawn_blocking(move || sip_options(kamailio, "sip:jigasi@127.0.0.1"))
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,9 +86,7 @@ async fn registers_with_digest_and_unregisters_on_shutdown() {
         kamailio.log()
     );
     let kam = kamailio.addr();
-    let status = tokio::task::spawn_blocking(move || options_via_proxy(kam))
-        .await
-        .unwrap();
+    let status = options_via_proxy(kam).await;
     assert_eq!(
         status, 200,
         "the registered gateway answers OPTIONS routed by the registrar"
@@ -123,9 +94,7 @@ async fn registers_with_digest_and_unregisters_on_shutdown() {
 
     endpoint.shutdown(Duration::from_secs(3)).await;
     assert_eq!(*state.borrow(), RegistrationState::Unregistered);
-    let status = tokio::task::spawn_blocking(move || options_via_proxy(kam))
-        .await
-        .unwrap();
+    let status = options_via_proxy(kam).await;
     assert_eq!(
         status, 404,
         "after un-REGISTER the registrar has no binding"
@@ -184,23 +153,10 @@ async fn registrar_less_account_is_ready_at_once_and_answers_options() {
     );
     // OPTIONS straight to the gateway gets 200.
     let addr = endpoint.local_addr();
-    let status = tokio::task::spawn_blocking(move || {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_secs(3)))
-            .unwrap();
-        let local = socket.local_addr().unwrap();
-        let request = format!(
-            "OPTIONS sip:jigasi@{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-direct\r\n\
-             From: <sip:probe@other.test>;tag=1\r\nTo: <sip:jigasi@{addr}>\r\nCall-ID: direct@x\r\n\
-             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        );
-        socket.send_to(request.as_bytes(), addr).unwrap();
-        let mut buf = [0u8; 4096];
-        let (n, _) = socket.recv_from(&mut buf).unwrap();
-        String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned()
-    })
-    .await
-    .unwrap();
-    assert_eq!(status, "SIP/2.0 200 OK");
+    let uri = format!("sip:jigasi@{addr}");
+    let status = tokio::task::spawn_blocking(move || sip_options(addr, &uri))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
 }

@@ -40,6 +40,7 @@ mod json;
 mod kamailio;
 mod netstring;
 mod ports;
+mod probe;
 mod process;
 mod procnet;
 mod prosody;
@@ -51,6 +52,7 @@ use std::time::Duration;
 pub use baresip::{Baresip, BaresipConfig};
 pub use kamailio::{Kamailio, KamailioConfig};
 pub use ports::free_port;
+pub use probe::sip_options;
 pub use prosody::{Prosody, ProsodyConfig};
 pub use sipp::{Sipp, SippOutcome, SippProcess};
 
