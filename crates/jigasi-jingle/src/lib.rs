@@ -1,0 +1,1 @@
+//! Jitsi XMPP elements (under construction).

@@ -1,0 +1,1 @@
+//! Audio engine (under construction).
