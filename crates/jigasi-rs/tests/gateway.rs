@@ -222,3 +222,45 @@ async fn starts_registers_joins_the_brewery_and_stops_cleanly() {
         "JID in the log:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejoins_the_brewery_after_the_xmpp_server_restarts() {
+    use jigasi_demo::{BreweryObserver, Deployment, GatewayProcess, READY_LINE};
+    if !available(&["prosody", "prosodyctl", "kamailio", "openssl"]) {
+        return;
+    }
+    let mut deployment = Deployment::start().unwrap();
+    let mut gateway =
+        GatewayProcess::spawn(Path::new(BIN), &deployment.gateway_args(), false).unwrap();
+    gateway
+        .wait_for_line(READY_LINE, Duration::from_secs(20))
+        .unwrap();
+
+    deployment.prosody.restart().unwrap();
+    // The loss is noticed (never silent) and the gateway reports it is not ready...
+    gateway
+        .wait_for_line("brewery connection lost", Duration::from_secs(10))
+        .unwrap();
+    // ...then reconnects with backoff, joins again and is ready again.
+    let mut observer = BreweryObserver::join(&deployment.prosody).await.unwrap();
+    let (_, stats) = observer
+        .wait_for_stats(|s| s.supports_sip, Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log()));
+    assert!(!stats.graceful_shutdown);
+    // The log catches up with what the observer saw within moments.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = gateway.log();
+        if log.matches("gateway ready").count() == 2 || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(log.matches("joined the brewery").count(), 2, "{log}");
+    assert!(log.contains("gateway not ready"), "{log}");
+    assert_eq!(log.matches("gateway ready").count(), 2, "{log}");
+    let exit = gateway.terminate(Duration::from_secs(10)).unwrap();
+    assert!(exit.success());
+    observer.close().await;
+}
