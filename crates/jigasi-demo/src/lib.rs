@@ -75,6 +75,8 @@ pub struct Deployment {
     pub kamailio: Kamailio,
     /// Port the gateway's SIP listeners use.
     pub sip_port: u16,
+    /// Port of the gateway's REST API (127.0.0.1).
+    pub rest_port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -92,6 +94,7 @@ impl Deployment {
             prosody,
             kamailio,
             sip_port: free_port(),
+            rest_port: free_port(),
             dir,
         };
         deployment.write_properties()?;
@@ -101,6 +104,11 @@ impl Deployment {
     /// The directory passed as `--configdir` (holds `jigasi-home/sip-communicator.properties`).
     pub fn config_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The gateway's REST API address.
+    pub fn rest_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.rest_port))
     }
 
     /// The directory passed as `--logdir`; the gateway writes `jigasi-rs.log` there.
@@ -143,7 +151,8 @@ impl Deployment {
             "# Written by jigasi-demo: a Jigasi-style configuration for a loopback deployment.\n\
              net.java.sip.communicator.SIP_PREFERRED_CLEAR_PORT={sip_port}\n\
              net.java.sip.communicator.impl.protocol.sip.REGISTRATION_EXPIRATION=300\n\
-             org.jitsi.jigasi.rest.jetty.port=-1\n\
+             org.jitsi.jigasi.rest.jetty.port={rest_port}\n\
+             org.jitsi.jigasi.ENABLE_REST_SHUTDOWN=true\n\
              {sip}.acc1=acc1\n\
              {sip}.acc1.ACCOUNT_UID=SIP\\:{SIP_USER}@{reg_host}\n\
              {sip}.acc1.USER_ID={SIP_USER}@{reg_host}\n\
@@ -166,6 +175,7 @@ impl Deployment {
              {xmpp}.acc-xmpp-1.BREWERY=JigasiBrewery@internal.{auth}\n\
              {xmpp}.acc-xmpp-1.DOMAIN_BASE={domain}\n",
             sip_port = self.sip_port,
+            rest_port = self.rest_port,
             reg_host = kamailio.ip(),
             reg_port = kamailio.port(),
             sip_pw = b64(SIP_PASSWORD),
@@ -325,6 +335,37 @@ pub fn options_via_registrar(registrar: SocketAddr, user: &str) -> Result<u16, D
     Ok(sip_options(registrar, &uri)?)
 }
 
+/// One plain HTTP/1.1 request to `addr`; returns the status code and the body.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+) -> Result<(u16, String), DemoError> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(io(format!("cannot connect to {addr}")))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(io("set HTTP timeout"))?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(io("send HTTP request"))?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(io("read HTTP response"))?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| DemoError::Expectation(format!("not an HTTP response: {head}")))?;
+    Ok((status, body.to_owned()))
+}
+
 /// An XMPP client sitting in the brewery room where Jicofo would be (`focus@auth…`), watching the
 /// gateway's presence.
 pub struct BreweryObserver {
@@ -463,6 +504,10 @@ pub struct StartupReport {
     pub brewery_nick: String,
     /// The stats it published after start.
     pub stats: Stats,
+    /// `GET /about/health` while running: status and body.
+    pub health: (u16, String),
+    /// `GET /about/stats` while running (JSON).
+    pub stats_json: String,
     /// Status of an OPTIONS for the gateway's AOR sent through the registrar while running.
     pub options_while_running: u16,
     /// From SIGTERM to exit.
@@ -522,6 +567,14 @@ pub async fn startup_scenario(binary: &Path, echo: bool) -> Result<StartupReport
             Duration::from_secs(5),
         )
         .await?;
+    let rest = deployment.rest_addr();
+    let (health, stats_json) = tokio::task::spawn_blocking(move || {
+        let health = http_request(rest, "GET", "/about/health")?;
+        let (_, stats) = http_request(rest, "GET", "/about/stats")?;
+        Ok::<_, DemoError>((health, stats))
+    })
+    .await
+    .map_err(|e| DemoError::Expectation(e.to_string()))??;
     let registrar = deployment.kamailio.addr();
     let options_while_running =
         tokio::task::spawn_blocking(move || options_via_registrar(registrar, SIP_USER))
@@ -548,6 +601,8 @@ pub async fn startup_scenario(binary: &Path, echo: bool) -> Result<StartupReport
         ready_after,
         brewery_nick,
         stats,
+        health,
+        stats_json,
         options_while_running,
         stopped_after,
         exit,

@@ -264,3 +264,45 @@ async fn rejoins_the_brewery_after_the_xmpp_server_restarts() {
     assert!(exit.success());
     observer.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_health_and_graceful_shutdown() {
+    use jigasi_demo::{Deployment, GatewayProcess, READY_LINE, http_request};
+    if !available(&["prosody", "prosodyctl", "kamailio", "openssl"]) {
+        return;
+    }
+    let mut deployment = Deployment::start().unwrap();
+    let rest = deployment.rest_addr();
+    let mut gateway =
+        GatewayProcess::spawn(Path::new(BIN), &deployment.gateway_args(), false).unwrap();
+    gateway
+        .wait_for_line(READY_LINE, Duration::from_secs(20))
+        .unwrap();
+    let get = |path: &'static str| {
+        tokio::task::spawn_blocking(move || http_request(rest, "GET", path).unwrap())
+    };
+    assert_eq!(get("/about/health").await.unwrap(), (200, "{}".into()));
+
+    // Losing the XMPP server makes the gateway unhealthy, with a reason (Jigasi stays green).
+    deployment.prosody.stop();
+    gateway
+        .wait_for_line("brewery connection lost", Duration::from_secs(10))
+        .unwrap();
+    let (status, body) = get("/about/health").await.unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("acc-xmpp-1"), "{body}");
+    deployment.prosody.restart().unwrap();
+
+    let (status, _) =
+        tokio::task::spawn_blocking(move || http_request(rest, "POST", "/about/shutdown").unwrap())
+            .await
+            .unwrap();
+    assert_eq!(status, 200);
+    let exit = gateway.wait(Duration::from_secs(10)).unwrap();
+    assert!(exit.success(), "{}", gateway.log());
+    assert!(
+        gateway
+            .log()
+            .contains("graceful shutdown requested over REST")
+    );
+}

@@ -7,6 +7,9 @@ pub enum RuntimeError {
     /// The SIP endpoint could not start (port in use, bad account setting).
     #[error(transparent)]
     Sip(#[from] jigasi_sip::SipError),
+    /// The REST API could not start (port in use).
+    #[error(transparent)]
+    Api(#[from] jigasi_api::ApiError),
     /// A brewery account cannot be used as configured.
     #[error("brewery account {id}: {reason}")]
     Brewery {

@@ -12,6 +12,7 @@ mod sip;
 
 use std::time::Duration;
 
+use jigasi_api::{ApiState, Health, StatsSnapshot};
 use jigasi_config::Config;
 use jigasi_sip::{RegistrationState, SipEndpoint};
 use jigasi_xmpp::brewery::Stats;
@@ -74,10 +75,30 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     }
 
     let status_rx = watch_status(sip.as_ref(), brewery_states, shutdown.clone());
-    tokio::spawn(log_readiness(status_rx, shutdown.clone()));
+    tokio::spawn(log_readiness(status_rx.clone(), shutdown.clone()));
 
-    shutdown.cancelled().await;
+    // `POST /about/shutdown`: with no calls to wait for yet, graceful means "stop now".
+    let graceful = CancellationToken::new();
+    let api_stop = CancellationToken::new();
+    let (stats_snapshot_tx, stats_snapshot_rx) = watch::channel(StatsSnapshot::default());
+    let api = if config.rest.enabled {
+        let state = ApiState {
+            health: health_channel(status_rx, shutdown.clone()),
+            stats: stats_snapshot_rx,
+            graceful_shutdown: config.rest.enable_shutdown.then(|| graceful.clone()),
+            version: VERSION.to_owned(),
+        };
+        Some(jigasi_api::serve(config.rest.bind, state, api_stop.clone()).await?)
+    } else {
+        None
+    };
+
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = graceful.cancelled() => {}
+    }
     info!("shutting down");
+    stats_snapshot_tx.send_modify(|stats| stats.graceful_shutdown = true);
     // Jicofo must stop selecting us first: flag the shutdown in the brewery stats.
     stats_tx.send_modify(|stats| stats.graceful_shutdown = true);
     brewery_cancel.cancel();
@@ -90,6 +111,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     }
     if let Some(sip) = sip {
         sip.shutdown(UNREGISTER_DEADLINE).await;
+    }
+    api_stop.cancel();
+    if let Some(api) = api {
+        let _ = tokio::time::timeout(Duration::from_secs(2), api.task).await;
     }
     info!("stopped");
     Ok(())
@@ -154,6 +179,46 @@ async fn forward_changes<T>(mut rx: watch::Receiver<T>, inbox: tokio::sync::mpsc
     }
 }
 
+/// Maps the gateway status onto what `/about/health` reports: Jigasi's 503 while SIP is not
+/// registered, and (unlike Jigasi, jigasi#331) a 500 with a reason while a brewery is not joined.
+fn health_channel(
+    mut status: watch::Receiver<GatewayStatus>,
+    shutdown: CancellationToken,
+) -> watch::Receiver<Health> {
+    let (tx, rx) = watch::channel(health_of(&status.borrow_and_update()));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = status.changed() => if changed.is_err() { return },
+            }
+            tx.send_replace(health_of(&status.borrow_and_update()));
+        }
+    });
+    rx
+}
+
+fn health_of(status: &GatewayStatus) -> Health {
+    if let Some(sip) = &status.sip
+        && !sip.is_registered()
+    {
+        return Health::NotReady;
+    }
+    let down: Vec<String> = status
+        .breweries
+        .iter()
+        .filter(|(_, state)| *state != BreweryState::Joined)
+        .map(|(id, state)| format!("brewery {id}: {state:?}"))
+        .collect();
+    if down.is_empty() {
+        Health::Healthy
+    } else {
+        Health::Unhealthy {
+            reason: down.join("; "),
+        }
+    }
+}
+
 /// Logs "gateway ready" when everything is up, and every change of readiness after that.
 async fn log_readiness(mut status: watch::Receiver<GatewayStatus>, shutdown: CancellationToken) {
     let mut was_ready = false;
@@ -174,5 +239,67 @@ async fn log_readiness(mut status: watch::Receiver<GatewayStatus>, shutdown: Can
             () = shutdown.cancelled() => return,
             changed = status.changed() => if changed.is_err() { return },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(sip: Option<RegistrationState>, breweries: &[BreweryState]) -> GatewayStatus {
+        GatewayStatus {
+            sip,
+            breweries: breweries
+                .iter()
+                .enumerate()
+                .map(|(i, state)| (format!("acc-{i}"), state.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn health_needs_sip_registered_and_every_brewery_joined() {
+        let registered = Some(RegistrationState::Registered {
+            expires: Duration::from_secs(600),
+        });
+        let joined = BreweryState::Joined;
+        let lost = BreweryState::Disconnected {
+            reason: "connection refused".into(),
+        };
+
+        let ok = status(registered, &[joined.clone(), joined.clone()]);
+        assert_eq!(health_of(&ok), Health::Healthy);
+        assert!(ok.is_ready());
+
+        let unregistered = status(
+            Some(RegistrationState::Registering),
+            std::slice::from_ref(&joined),
+        );
+        assert_eq!(health_of(&unregistered), Health::NotReady);
+        assert!(!unregistered.is_ready());
+
+        let rejected = status(Some(RegistrationState::Rejected { status: 403 }), &[]);
+        assert_eq!(health_of(&rejected), Health::NotReady);
+
+        let brewery_down = status(registered, &[joined, lost]);
+        assert!(!brewery_down.is_ready());
+        match health_of(&brewery_down) {
+            Health::Unhealthy { reason } => {
+                assert!(
+                    reason.contains("acc-1") && reason.contains("connection refused"),
+                    "{reason}"
+                );
+            }
+            other @ (Health::Healthy | Health::NotReady) => {
+                panic!("expected unhealthy, got {other:?}")
+            }
+        }
+
+        // SIP disabled, registrar-less, or no brewery configured: nothing to wait for.
+        assert_eq!(health_of(&status(None, &[])), Health::Healthy);
+        assert_eq!(
+            health_of(&status(Some(RegistrationState::NotRequired), &[])),
+            Health::Healthy
+        );
     }
 }

@@ -45,6 +45,10 @@ async fn demo() -> Result<(), DemoError> {
         stats.version
     );
     println!(
+        "  REST: GET /about/health -> {} {}",
+        report.health.0, report.health.1
+    );
+    println!(
         "  SIP: OPTIONS for sip:{SIP_USER}@<registrar> is routed to the gateway -> {}",
         report.options_while_running
     );
@@ -58,7 +62,8 @@ async fn demo() -> Result<(), DemoError> {
         "  SIP after shutdown: the registrar answers {} (binding removed by un-REGISTER)",
         report.options_after_stop
     );
-    let ok = report.options_while_running == 200
+    let ok = report.health.0 == 200
+        && report.options_while_running == 200
         && report.exit.success()
         && report.graceful_shutdown_published
         && report.options_after_stop == 404;

@@ -1,0 +1,272 @@
+//! The statistics Jigasi exposes on `/about/stats` and `/metrics`, with Jigasi's names.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+/// Number of `conference_sizes` buckets Jigasi reports (sizes 0..=21, the last one "21 or more").
+pub(crate) const CONFERENCE_SIZE_BUCKETS: usize = 22;
+
+/// A snapshot of the gateway's statistics (jigasi-behaviour.md §1.15, `J/stats/Statistics.java`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StatsSnapshot {
+    /// Calls whose conference room is joined.
+    pub conferences: u64,
+    /// Sum over those calls of (room members − 1).
+    pub participants: u64,
+    /// `conferences / CONFERENCES_THRESHOLD`.
+    pub stress_level: f64,
+    /// Histogram of conference sizes (members − 1); padded to Jigasi's 22 buckets on output.
+    pub conference_sizes: Vec<u64>,
+    /// Calls that ended.
+    pub total_conferences_completed: u64,
+    /// Participants seen over all ended calls.
+    pub total_participants: u64,
+    /// Seconds spent in conferences by ended calls.
+    pub total_conference_seconds: u64,
+    /// Calls during which the phone stopped sending media.
+    pub total_calls_with_dropped_media: u64,
+    /// Times the phone's media stopped.
+    pub total_count_dropped_media: u64,
+    /// Calls whose bridge connection failed.
+    pub total_calls_with_connection_failed: u64,
+    /// Calls put on hold by the phone.
+    pub total_calls_with_sip_call_waiting: u64,
+    /// Calls whose SIP side reconnected.
+    pub total_calls_with_sip_call_reconnected: u64,
+    /// Calls moved to another bridge.
+    pub total_calls_with_jvb_migrate: u64,
+    /// Calls that received no media from the bridge.
+    pub total_calls_jvb_no_media: u64,
+    /// Calls whose SIP heartbeat went unanswered.
+    pub total_calls_no_heartbeat_response: u64,
+    /// Whether a graceful shutdown is under way.
+    pub graceful_shutdown: bool,
+}
+
+/// Jigasi's transcriber counters: always zero here (no transcription yet), but present so that
+/// dashboards built for Jigasi keep working.
+const TRANSCRIBER_COUNTERS: [&str; 16] = [
+    "total_transcriber_g_requests",
+    "total_transcriber_g_minutes",
+    "total_transcriber_ggl_millis",
+    "total_transcriber_oci_millis",
+    "total_transcriber_wsp_millis",
+    "total_transcriber_vsk_millis",
+    "total_transcriber_started",
+    "total_transcriber_stopped",
+    "total_transcriber_failed",
+    "total_transcriber_connection_errors",
+    "total_transcriber_connection_retries",
+    "total_transcriber_no_result_errors",
+    "total_transcriber_send_errors",
+    "total_transcriber_session_creation_errors",
+    "total_transcriber_request_errors",
+    "total_transcriber_limit_errors",
+];
+
+impl StatsSnapshot {
+    /// The counters, in Jigasi's order, with their names.
+    fn counters(&self) -> [(&'static str, u64); 11] {
+        [
+            (
+                "total_conferences_completed",
+                self.total_conferences_completed,
+            ),
+            ("total_participants", self.total_participants),
+            ("total_conference_seconds", self.total_conference_seconds),
+            (
+                "total_calls_with_dropped_media",
+                self.total_calls_with_dropped_media,
+            ),
+            ("total_count_dropped_media", self.total_count_dropped_media),
+            (
+                "total_calls_with_connection_failed",
+                self.total_calls_with_connection_failed,
+            ),
+            (
+                "total_calls_with_sip_call_waiting",
+                self.total_calls_with_sip_call_waiting,
+            ),
+            (
+                "total_calls_with_sip_call_reconnected",
+                self.total_calls_with_sip_call_reconnected,
+            ),
+            (
+                "total_calls_with_jvb_migrate",
+                self.total_calls_with_jvb_migrate,
+            ),
+            ("total_calls_jvb_no_media", self.total_calls_jvb_no_media),
+            (
+                "total_calls_no_heartbeat_response",
+                self.total_calls_no_heartbeat_response,
+            ),
+        ]
+    }
+
+    /// The `/about/stats` body; `timestamp` is [`utc_timestamp`] of now.
+    pub fn to_json(&self, timestamp: &str) -> Value {
+        let mut sizes = self.conference_sizes.clone();
+        sizes.resize(CONFERENCE_SIZE_BUCKETS, 0);
+        let mut body = Map::new();
+        body.insert("conferences".into(), json!(self.conferences));
+        body.insert("participants".into(), json!(self.participants));
+        body.insert("stress_level".into(), json!(self.stress_level));
+        body.insert("conference_sizes".into(), json!(sizes));
+        body.insert("threads".into(), json!(thread_count()));
+        body.insert("current_timestamp".into(), json!(timestamp));
+        for (name, value) in self.counters() {
+            body.insert(name.into(), json!(value));
+        }
+        for name in TRANSCRIBER_COUNTERS {
+            body.insert(name.into(), json!(0));
+        }
+        body.insert("graceful_shutdown".into(), json!(self.graceful_shutdown));
+        Value::Object(body)
+    }
+
+    /// `/metrics` as JSON (Jigasi's jicoco `MetricsContainer` JSON form): metric name → value.
+    pub fn metrics_json(&self) -> Value {
+        let mut body = Map::new();
+        for (name, value) in self.gauges() {
+            body.insert(name.into(), json!(value));
+        }
+        for (name, value) in self.counters() {
+            body.insert(name.into(), json!(value));
+        }
+        body.insert("graceful_shutdown".into(), json!(self.graceful_shutdown));
+        Value::Object(body)
+    }
+
+    /// Records the snapshot into the current `metrics` recorder with Jigasi's metric names
+    /// (prefix `jitsi_jigasi_`).
+    pub fn record_metrics(&self) {
+        for (name, value) in self.gauges() {
+            metrics::gauge!(format!("jitsi_jigasi_{name}")).set(value);
+        }
+        for (name, value) in self.counters() {
+            metrics::counter!(format!("jitsi_jigasi_{name}")).absolute(value);
+        }
+        metrics::gauge!("jitsi_jigasi_graceful_shutdown").set(if self.graceful_shutdown {
+            1.0
+        } else {
+            0.0
+        });
+    }
+
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    fn gauges(&self) -> [(&'static str, f64); 4] {
+        [
+            ("threads", thread_count() as f64),
+            ("conferences", self.conferences as f64),
+            ("participants", self.participants as f64),
+            ("stress_level", self.stress_level),
+        ]
+    }
+}
+
+/// Threads of this process (Linux `/proc/self/status`), 0 where unknown.
+fn thread_count() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `yyyy-MM-dd HH:mm:ss.SSS` in UTC, the format of Jigasi's `current_timestamp`.
+pub fn utc_timestamp(time: SystemTime) -> String {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since_epoch.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_in_jigasis_format() {
+        assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01 00:00:00.000");
+        // 2026-11-22 05:06:07.089 UTC
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_323_967_089);
+        assert_eq!(utc_timestamp(t), "2026-11-22 05:06:07.089");
+        // A leap day.
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(utc_timestamp(t), "2000-02-29 00:00:00.000");
+    }
+
+    #[test]
+    fn stats_json_has_every_jigasi_key() {
+        let snapshot = StatsSnapshot {
+            conferences: 2,
+            participants: 7,
+            stress_level: 0.02,
+            conference_sizes: vec![0, 1, 0, 1],
+            total_conferences_completed: 5,
+            ..StatsSnapshot::default()
+        };
+        let body = snapshot.to_json("2026-11-22 05:06:07.089");
+        for key in [
+            "conferences",
+            "participants",
+            "stress_level",
+            "conference_sizes",
+            "threads",
+            "current_timestamp",
+            "total_conferences_completed",
+            "total_participants",
+            "total_conference_seconds",
+            "total_calls_with_dropped_media",
+            "total_count_dropped_media",
+            "total_calls_with_connection_failed",
+            "total_calls_with_sip_call_waiting",
+            "total_calls_with_sip_call_reconnected",
+            "total_calls_with_jvb_migrate",
+            "total_calls_jvb_no_media",
+            "total_calls_no_heartbeat_response",
+            "total_transcriber_started",
+            "total_transcriber_session_creation_errors",
+            "graceful_shutdown",
+        ] {
+            assert!(body.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(body["conferences"], 2);
+        assert_eq!(body["participants"], 7);
+        assert_eq!(body["stress_level"], 0.02);
+        assert_eq!(body["total_conferences_completed"], 5);
+        assert_eq!(body["conference_sizes"].as_array().map(Vec::len), Some(22));
+        assert_eq!(body["conference_sizes"][3], 1);
+        assert!(body["threads"].as_u64().is_some_and(|n| n >= 1));
+        assert_eq!(body["graceful_shutdown"], false);
+    }
+}
