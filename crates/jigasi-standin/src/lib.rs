@@ -1,0 +1,1 @@
+//! Jicofo + JVB stand-in (under construction).
