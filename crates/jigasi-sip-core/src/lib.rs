@@ -27,7 +27,11 @@
 //! ```
 
 mod registration;
+pub mod room;
+pub mod sdp;
+pub mod validate;
 
 pub use registration::{
     AttemptOutcome, FailureKind, RegistrationConfig, RegistrationPolicy, RegistrationState,
 };
+pub use validate::{CheckPolicy, DropReason, Verdict, check_message, reject_response};
