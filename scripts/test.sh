@@ -17,7 +17,7 @@ step "cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "purity guard: pure crates must not depend on tokio"
-for crate in jigasi-types jigasi-config jigasi-xmpp jigasi-sip-core jigasi-jingle jigasi-media jigasi-bridge; do
+for crate in jigasi-types jigasi-config jigasi-xmpp jigasi-sip-core jigasi-jingle jigasi-media jigasi-bridge jigasi-call; do
   if cargo tree -p "$crate" -e normal -i tokio --locked >/dev/null 2>&1; then
     echo "error: pure crate $crate depends on tokio:" >&2
     cargo tree -p "$crate" -e normal -i tokio --locked >&2

@@ -70,8 +70,8 @@ pub(crate) fn name(name: &'static str) -> rxml::NcName {
     rxml::NcName::try_from(name).expect("literal attribute names are valid NCNames")
 }
 
-/// Sets attribute `key` (a literal name) on `element`.
-pub(crate) fn set_attr(element: &mut Element, key: &'static str, value: impl Into<String>) {
+/// Sets attribute `key` (a literal name, no namespace) on `element`.
+pub fn set_attr(element: &mut Element, key: &'static str, value: impl Into<String>) {
     element.set_attr(rxml::Namespace::NONE, name(key), value.into());
 }
 
