@@ -1,1 +1,60 @@
-//! Audio engine (under construction).
+//! The audio engine of jigasi-rs.
+//!
+//! It owns everything between RTP payloads and PCM for both legs of a call:
+//!
+//! - [`rtp`], [`rtcp`], [`stats`]: RTP/RTCP for the SIP leg (parsing, writing, sequence and
+//!   timestamp unwrapping, loss, jitter and RTT counters);
+//! - [`codec`]: PCMU/PCMA ([`g711`], ours), G.722 and Opus behind [`AudioDecoder`] /
+//!   [`AudioEncoder`], at the phone's native rate;
+//! - [`jitter`]: the adaptive jitter buffer (pull model, FEC/PLC decisions, skew control);
+//! - [`conference`]: per-conference decode-once and N−1 mixing, phone uplinks encoded to Opus
+//!   for the bridge with their RFC 6464 [`level`];
+//! - [`dtmf`] and [`tone`]: RFC 4733 telephone events and in-band DTMF;
+//! - [`recording`]: the hook that sees each direction's audio per tick.
+//!
+//! It deliberately does **not** own sockets, SRTP, ICE/DTLS (the bridge leg is str0m's, driven
+//! by the call layer), SDP decisions, or the clock. It is pure: time is an argument (`now:
+//! Instant`, RTP time), randomness (initial sequence numbers, timestamps, SSRCs) comes from the
+//! caller, and nothing blocks. A per-crate `clippy.toml` bans the clock and global RNG.
+//!
+//! The driving loop: feed every packet as it arrives ([`Conference::handle_phone_rtp`],
+//! [`Conference::handle_bridge_packet`]), call [`Conference::tick`] every 20 ms, then send what
+//! [`Conference::outputs`] returns and drain [`Conference::poll_event`]. See the
+//! [`conference`] module for an example.
+//!
+//! Errors are typed per surface and say who is to blame ([`Blame`]); per-packet errors carry no
+//! strings and never allocate. On the hot path (packet in, tick, packet out) nothing allocates
+//! once each stream's buffers have grown to its packet size.
+
+pub mod codec;
+pub mod conference;
+pub mod dtmf;
+pub mod g711;
+pub mod jitter;
+pub mod level;
+pub mod recording;
+pub mod rtcp;
+pub mod rtp;
+pub mod stats;
+pub mod tone;
+
+pub use codec::{AudioDecoder, AudioEncoder, CodecError, CodecKind, OpusEncoderConfig, SampleRate};
+pub use conference::{
+    BridgeFrame, BridgePacket, Conference, ConferenceConfig, ConferenceError, ConferenceStats,
+    DtmfMethod, MediaEvent, MutePolicy, PhoneConfig, PhoneStats, TickOutput,
+};
+pub use dtmf::{DtmfDigit, DtmfReceived, TelephoneEvent};
+pub use jitter::{JitterBuffer, JitterConfig, Playout};
+pub use level::AudioLevel;
+pub use recording::{Direction, RecordingSink};
+
+/// Who is to blame for an error (style-anchors.md B5, after rustls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Blame {
+    /// The remote side sent something malformed or not negotiated: count it, drop the packet.
+    Peer,
+    /// Our configuration asks for something impossible.
+    Local,
+    /// A bug or resource problem on our side.
+    Internal,
+}
