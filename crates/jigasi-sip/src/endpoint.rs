@@ -1,4 +1,4 @@
-//! The SIP endpoint: listeners, out-of-dialog answers and the registration task.
+//! The SIP endpoint: listeners, the `SipTask` (calls) and the registration task.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,19 +7,24 @@ use std::time::Duration;
 use jigasi_sip_core::{RegistrationConfig, RegistrationState};
 use jigasi_types::Secret;
 use rsipstack::EndpointBuilder;
-use rsipstack::sip::{Method, StatusCode};
-use rsipstack::transaction::endpoint::EndpointInner;
-use rsipstack::transaction::transaction::Transaction;
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::sip::Uri;
+use rsipstack::transaction::endpoint::{EndpointInner, EndpointOption};
 use rsipstack::transport::{
     SipConnection, TransportLayer, tcp_listener::TcpListenerConnection, udp::UdpConnection,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::info;
 
 use crate::SipError;
+use crate::call::{DialRequest, IncomingCall, OutgoingCall};
+use crate::error::DialError;
 use crate::registration::{RegistrationTask, Unregister};
+use crate::sip_task::{LocalIdentity, PreparedDial, SipTask, SipTaskMsg};
+use crate::udp::ScreenedUdpSocket;
 
 /// SIP transport toward the registrar or a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +79,23 @@ pub struct SipOptions {
     pub account: Option<AccountOptions>,
 }
 
+/// Stack timer settings; the defaults are RFC 3261's. Tests shorten T1 to see timeouts
+/// (64*T1: no ACK, no final response) quickly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackTimers {
+    /// RFC 3261 T1, the round-trip estimate (default 500 ms); 64*T1 is the transaction timeout.
+    pub t1: Duration,
+}
+
+impl Default for StackTimers {
+    /// T1 = 500 ms (RFC 3261 §17.1.1.1).
+    fn default() -> Self {
+        Self {
+            t1: Duration::from_millis(500),
+        }
+    }
+}
+
 /// A running SIP endpoint. Dropping it stops everything without un-registering; call
 /// [`SipEndpoint::shutdown`] for a clean stop.
 pub struct SipEndpoint {
@@ -81,6 +103,11 @@ pub struct SipEndpoint {
     cancel: CancellationToken,
     registration: watch::Receiver<RegistrationState>,
     unregister: Option<Unregister>,
+    sip_task: mpsc::Sender<SipTaskMsg>,
+    active_calls: watch::Receiver<usize>,
+    incoming_taken: bool,
+    account: Option<AccountOptions>,
+    outbound_proxy: Option<Registrar>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -88,6 +115,11 @@ impl SipEndpoint {
     /// Binds the listeners, starts the stack and, with an account that has a registrar, the
     /// registration task. Returns once the sockets are bound.
     pub async fn start(options: SipOptions) -> Result<Self, SipError> {
+        Self::start_with(options, StackTimers::default()).await
+    }
+
+    /// [`SipEndpoint::start`] with other stack timers.
+    pub async fn start_with(options: SipOptions, timers: StackTimers) -> Result<Self, SipError> {
         let cancel = CancellationToken::new();
         let (udp, local_addr) =
             bind_udp_and_tcp(options.bind, options.public_address, &cancel).await?;
@@ -99,23 +131,62 @@ impl SipEndpoint {
             .map_err(|e| SipError::Stack(e.to_string()))?;
         transport_layer.add_transport(SipConnection::from(tcp));
 
+        let contact_addr = options.public_address.unwrap_or(local_addr);
+        let endpoint_option = EndpointOption {
+            t1: timers.t1,
+            t1x64: timers.t1 * 64,
+            // rsipstack's default suffix is its author's domain.
+            callid_suffix: Some(contact_addr.ip().to_string()),
+            ..EndpointOption::default()
+        };
         let endpoint = EndpointBuilder::new()
             .with_user_agent(&options.user_agent)
             .with_cancel_token(cancel.child_token())
             .with_transport_layer(transport_layer)
+            .with_option(endpoint_option)
             .build();
         let incoming = endpoint
             .incoming_transactions()
             .map_err(|e| SipError::Stack(e.to_string()))?;
         let inner: Arc<EndpointInner> = endpoint.inner.clone();
 
+        let identity = LocalIdentity {
+            user: options
+                .account
+                .as_ref()
+                .map_or_else(|| "jigasi".to_owned(), |a| a.user.clone()),
+            contact_addr,
+            credential: options.account.as_ref().and_then(|account| {
+                account.password.as_ref().map(|password| Credential {
+                    username: account.user.clone(),
+                    password: password.expose().clone(),
+                    realm: None,
+                    auth_username: account.auth_username.clone(),
+                })
+            }),
+        };
+        let (sip_task_tx, sip_task_rx) = mpsc::channel(SIP_TASK_QUEUE);
+        let (active_tx, active_calls) = watch::channel(0);
+        let sip_task = SipTask::new(
+            Arc::new(DialogLayer::new(inner.clone())),
+            incoming,
+            sip_task_rx,
+            identity,
+            active_tx,
+            cancel.child_token(),
+        );
+
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(async move { endpoint.serve().await }));
-        tasks.push(tokio::spawn(answer_out_of_dialog(incoming, cancel.clone())));
+        tasks.push(tokio::spawn(sip_task.run()));
 
         let (state_tx, registration) = watch::channel(RegistrationState::NotRequired);
         let mut unregister = None;
-        if let Some(account) = options.account {
+        let outbound_proxy = options
+            .account
+            .as_ref()
+            .and_then(|account| account.registrar.clone());
+        if let Some(account) = options.account.clone() {
             let (task, handle) =
                 RegistrationTask::new(inner, account, state_tx, cancel.child_token())?;
             unregister = Some(handle);
@@ -127,13 +198,53 @@ impl SipEndpoint {
             cancel,
             registration,
             unregister,
+            sip_task: sip_task_tx,
+            active_calls,
+            incoming_taken: false,
+            account: options.account,
+            outbound_proxy,
             tasks,
         })
+    }
+
+    /// Takes the stream of inbound calls (once; later calls return `None`). Until it is taken,
+    /// and after it is dropped, INVITEs are answered 480 Temporarily Unavailable; while it is
+    /// full, 503 Service Unavailable.
+    pub fn incoming_calls(&mut self) -> Option<mpsc::Receiver<IncomingCall>> {
+        if self.incoming_taken {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(INCOMING_QUEUE);
+        self.sip_task.try_send(SipTaskMsg::TakeIncoming(tx)).ok()?;
+        self.incoming_taken = true;
+        Some(rx)
+    }
+
+    /// Places a call. The INVITE goes to the account's registrar when there is one (as Jigasi
+    /// sends everything through its SIP server), otherwise to the Request-URI's host. A digest
+    /// challenge (401/407) is answered once with the account's credentials.
+    pub async fn dial(&self, request: DialRequest) -> Result<OutgoingCall, DialError> {
+        let prepared = self.prepare_dial(request).await?;
+        let (reply, rx) = oneshot::channel();
+        self.sip_task
+            .send(SipTaskMsg::Dial {
+                request: Box::new(prepared),
+                reply,
+            })
+            .await
+            .map_err(|_| DialError::Stopped)?;
+        rx.await.map_err(|_| DialError::Stopped)?
     }
 
     /// The address the UDP and TCP listeners are bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Watches the number of calls (dialogs) the endpoint holds; a call leaves it, and the
+    /// stack's dialog layer, right after its terminal event.
+    pub fn active_calls(&self) -> watch::Receiver<usize> {
+        self.active_calls.clone()
     }
 
     /// Watches the registration state (health checks and metrics read this).
@@ -151,12 +262,112 @@ impl SipEndpoint {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
     }
+
+    async fn prepare_dial(&self, request: DialRequest) -> Result<PreparedDial, DialError> {
+        let callee = sip_uri(&request.request_uri).ok_or_else(|| DialError::InvalidUri {
+            what: "request URI",
+            value: request.request_uri.clone(),
+        })?;
+        let from = match (&request.from, &self.account) {
+            (Some(from), _) => from.clone(),
+            (None, Some(account)) => format!("sip:{}@{}", account.user, account.domain),
+            (None, None) => format!("sip:jigasi@{}", self.local_addr.ip()),
+        };
+        let caller = sip_uri(&from).ok_or_else(|| DialError::InvalidUri {
+            what: "From URI",
+            value: from.clone(),
+        })?;
+        for (name, value) in &request.headers {
+            if !valid_header(name, value) {
+                return Err(DialError::InvalidHeader(name.clone()));
+            }
+        }
+        let uri_transport = transport_of(&request.request_uri);
+        let (transport, destination) = match &self.outbound_proxy {
+            Some(proxy) => {
+                let addr = tokio::net::lookup_host((proxy.host.as_str(), proxy.port))
+                    .await
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
+                    .ok_or_else(|| DialError::Unresolvable(proxy.host.clone()))?;
+                (uri_transport.unwrap_or(proxy.transport), Some(addr))
+            }
+            None => (uri_transport.unwrap_or(Transport::Udp), None),
+        };
+        Ok(PreparedDial {
+            callee,
+            caller,
+            display_name: request.display_name,
+            headers: request.headers,
+            offer: request.offer,
+            transport,
+            destination,
+        })
+    }
+}
+
+impl Transport {
+    pub(crate) fn from_stack(transport: rsipstack::sip::Transport) -> Self {
+        match transport {
+            rsipstack::sip::Transport::Tcp => Transport::Tcp,
+            rsipstack::sip::Transport::Tls | rsipstack::sip::Transport::Wss => Transport::Tls,
+            rsipstack::sip::Transport::Udp
+            | rsipstack::sip::Transport::Sctp
+            | rsipstack::sip::Transport::TlsSctp
+            | rsipstack::sip::Transport::Ws => Transport::Udp,
+        }
+    }
+
+    pub(crate) fn to_stack(self) -> rsipstack::sip::Transport {
+        match self {
+            Transport::Udp => rsipstack::sip::Transport::Udp,
+            Transport::Tcp => rsipstack::sip::Transport::Tcp,
+            Transport::Tls => rsipstack::sip::Transport::Tls,
+        }
+    }
 }
 
 impl Drop for SipEndpoint {
     fn drop(&mut self) {
         self.cancel.cancel();
     }
+}
+
+/// Parses a `sip:` or `sips:` URI with a host (the stack's parser takes almost anything).
+fn sip_uri(text: &str) -> Option<Uri> {
+    let lower = text.to_ascii_lowercase();
+    if !(lower.starts_with("sip:") || lower.starts_with("sips:"))
+        || text.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return None;
+    }
+    let uri = Uri::try_from(text).ok()?;
+    (!uri.host_with_port.host.to_string().is_empty()).then_some(uri)
+}
+
+/// The transport a SIP URI asks for: `sips:` is TLS, `;transport=` names one.
+fn transport_of(uri: &str) -> Option<Transport> {
+    let lower = uri.to_ascii_lowercase();
+    if lower.starts_with("sips:") {
+        return Some(Transport::Tls);
+    }
+    let params = lower.split_once(';')?.1;
+    params
+        .split(';')
+        .find_map(|param| match param.split_once('=')?.1.split('?').next()? {
+            "udp" => Some(Transport::Udp),
+            "tcp" => Some(Transport::Tcp),
+            "tls" => Some(Transport::Tls),
+            _ => None,
+        })
+}
+
+/// A header we may put into a message: a token name and a value without line breaks.
+fn valid_header(name: &str, value: &str) -> bool {
+    let token = |c: char| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c);
+    !name.is_empty()
+        && name.chars().all(token)
+        && !value.chars().any(|c| c == '\r' || c == '\n' || c == '\0')
 }
 
 /// Binds UDP on `bind`, and checks that TCP can be bound on the same port (rsipstack binds TCP
@@ -169,12 +380,17 @@ async fn bind_udp_and_tcp(
     let attempts = if bind.port() == 0 { 8 } else { 1 };
     let mut last_error = None;
     for _ in 0..attempts {
-        let udp = UdpConnection::create_connection(bind, public, Some(cancel.child_token()))
+        let socket = std::net::UdpSocket::bind(bind)
+            .and_then(|socket| {
+                socket.set_nonblocking(true)?;
+                tokio::net::UdpSocket::from_std(socket)
+            })
+            .map_err(|source| SipError::Bind { addr: bind, source })?;
+        let socket: Arc<dyn rsipstack::platform::net::UdpSocket> =
+            Arc::new(ScreenedUdpSocket::new(socket));
+        let udp = UdpConnection::from_socket(socket, public, Some(cancel.child_token()))
             .await
-            .map_err(|e| SipError::Bind {
-                addr: bind,
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            .map_err(|e| SipError::Stack(e.to_string()))?;
         let local = udp
             .get_addr()
             .get_socketaddr()
@@ -197,41 +413,46 @@ async fn bind_udp_and_tcp(
     Err(last_error.unwrap_or(SipError::Stack("no port could be bound".into())))
 }
 
-/// Answers requests that no dialog owns. OPTIONS (keep-alives and health probes) get 200; INVITE
-/// gets 480 until call handling exists; anything else 501 (RFC 3261 §8.2.1). ACK has no answer.
-async fn answer_out_of_dialog(
-    mut incoming: rsipstack::transaction::TransactionReceiver,
-    cancel: CancellationToken,
-) {
-    loop {
-        let mut tx: Transaction = tokio::select! {
-            () = cancel.cancelled() => return,
-            tx = incoming.recv() => match tx {
-                Some(tx) => tx,
-                None => return,
-            },
-        };
-        let method = tx.original.method;
-        let status = match method {
-            Method::Ack => continue,
-            Method::Options => StatusCode::OK,
-            Method::Invite => StatusCode::TemporarilyUnavailable,
-            Method::Bye | Method::Cancel => StatusCode::CallTransactionDoesNotExist,
-            Method::Info
-            | Method::Message
-            | Method::Notify
-            | Method::PRack
-            | Method::Publish
-            | Method::Refer
-            | Method::Register
-            | Method::Subscribe
-            | Method::Update => StatusCode::NotImplemented,
-        };
-        debug!(%method, status = status.code(), "answering out-of-dialog request");
-        tokio::spawn(async move {
-            if let Err(e) = tx.reply(status).await {
-                warn!(error = %e, "could not answer SIP request");
-            }
-        });
+/// Inbound calls queued for the app before INVITEs get 503.
+const INCOMING_QUEUE: usize = 16;
+/// Requests from the endpoint handle queued for the `SipTask`.
+const SIP_TASK_QUEUE: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_transport() {
+        assert_eq!(transport_of("sip:a@b"), None);
+        assert_eq!(transport_of("sip:a@b;transport=TCP"), Some(Transport::Tcp));
+        assert_eq!(
+            transport_of("sip:a@b;lr;transport=udp"),
+            Some(Transport::Udp)
+        );
+        assert_eq!(transport_of("sips:a@b"), Some(Transport::Tls));
+        assert_eq!(transport_of("sip:a@b;transport=sctp"), None);
+        assert_eq!(transport_of(";;=;"), None);
+    }
+
+    #[test]
+    fn dial_uris() {
+        assert!(sip_uri("sip:+15551234567@pbx.example.com").is_some());
+        assert!(sip_uri("sips:bob@192.0.2.1:5061;transport=tls").is_some());
+        assert!(sip_uri("not a uri").is_none());
+        assert!(sip_uri("tel:+15551234567").is_none());
+        assert!(sip_uri("sip:a@b\r\nVia: x").is_none());
+        assert!(sip_uri("").is_none());
+    }
+
+    #[test]
+    fn extra_headers_cannot_inject_lines() {
+        assert!(valid_header(
+            "Jitsi-Conference-Room",
+            "room@conference.example.com"
+        ));
+        assert!(!valid_header("X-Evil", "a\r\nVia: x"));
+        assert!(!valid_header("Bad Name", "v"));
+        assert!(!valid_header("", "v"));
     }
 }

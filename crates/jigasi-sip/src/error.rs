@@ -26,3 +26,28 @@ pub enum SipError {
     #[error("SIP stack error: {0}")]
     Stack(String),
 }
+
+/// Why a call could not be placed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DialError {
+    /// The request URI or From URI is not a SIP URI we can use.
+    #[error("invalid {what}: {value:?}")]
+    InvalidUri {
+        /// Which field.
+        what: &'static str,
+        /// The offending value.
+        value: String,
+    },
+    /// An extra header has a name or value that cannot go into a SIP message.
+    #[error("invalid extra header {0:?}")]
+    InvalidHeader(String),
+    /// The destination (the registrar acting as outbound proxy) does not resolve.
+    #[error("cannot resolve {0}")]
+    Unresolvable(String),
+    /// The endpoint is shutting down.
+    #[error("the SIP endpoint has stopped")]
+    Stopped,
+    /// The SIP stack refused to build or send the INVITE.
+    #[error("SIP stack error: {0}")]
+    Stack(&'static str),
+}

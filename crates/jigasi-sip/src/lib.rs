@@ -6,13 +6,28 @@
 //! the pure [`jigasi_sip_core::RegistrationPolicy`]; this crate only runs the stack and feeds the
 //! policy with what happened.
 //!
-//! Calls (INVITE dialogs) are added by the SIP user agent work; until then an INVITE is answered
-//! `480 Temporarily Unavailable` so a caller gets a clean failure instead of a timeout.
+//! Calls are exposed at dialog level, never as SIP messages: [`SipEndpoint::incoming_calls`]
+//! yields an [`IncomingCall`] per initial INVITE (already answered `100 Trying` and
+//! `180 Ringing`), [`SipEndpoint::dial`] places an [`OutgoingCall`]. Each call is driven by
+//! [`CallControl`] commands and reports [`CallEvent`]s; SDP travels as opaque bytes. One task
+//! (the `SipTask`) owns the stack's incoming transactions and routes in-dialog requests to the
+//! task of the call they belong to; nothing about a call is shared behind a lock.
+//!
+//! Until the app takes the incoming calls, an INVITE is answered `480 Temporarily Unavailable`
+//! so a caller gets a clean failure instead of a timeout.
 
+mod call;
 mod endpoint;
 mod error;
 mod registration;
+mod sip_task;
+mod udp;
+mod validate;
 
-pub use endpoint::{AccountOptions, Registrar, SipEndpoint, SipOptions, Transport};
-pub use error::SipError;
+pub use call::{
+    CallControl, CallError, CallEvent, DialRequest, HangupReason, IncomingCall, ModifyMethod,
+    NameAddr, OfferResponder, OutgoingCall, SipCallId, Termination,
+};
+pub use endpoint::{AccountOptions, Registrar, SipEndpoint, SipOptions, StackTimers, Transport};
+pub use error::{DialError, SipError};
 pub use jigasi_sip_core::{RegistrationConfig, RegistrationState};
