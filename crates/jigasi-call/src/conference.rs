@@ -951,7 +951,7 @@ fn audio_sources(jingle: &Jingle) -> Vec<(Ssrc, Option<String>)> {
 }
 
 /// ICE credentials, candidates and fingerprint from the offer's transport.
-fn remote_params(transport: &Transport) -> Option<RemoteParams> {
+pub(crate) fn remote_params(transport: &Transport) -> Option<RemoteParams> {
     let fingerprint = transport.children.iter().find_map(|c| match c {
         TransportChild::Fingerprint(f) => Some(f),
         TransportChild::Candidate(_)

@@ -20,8 +20,13 @@
 //! Time is an input, randomness comes in through the configuration (nick, SSRC, msid), and
 //! nothing here touches a socket.
 
+mod call;
 mod conference;
 
+pub use call::{
+    Call, CallConfig, CallError, CallEvent, CallOutput, HangupCause, MediaSocket, ReasonProtocol,
+    SipCommand, SipInput,
+};
 pub use conference::{
     ConferenceConfig, ConferenceEvent, ConferenceLeg, ConferenceOutput, EndReason,
 };

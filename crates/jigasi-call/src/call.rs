@@ -1,0 +1,683 @@
+//! [`Call`]: one phone call bridged into one conference (jigasi-behaviour.md §4.1, dial-in).
+//!
+//! It joins three pure parts: the SIP leg's decisions (SDP answer from `jigasi-sip-core`, when to
+//! ring, answer, reject or hang up), the [`ConferenceLeg`] (focus, MUC, Jingle, bridge media) and
+//! the audio engine (`jigasi-media`: jitter buffers, decode, N−1 mix, encode) that carries sound
+//! between the phone's RTP and the bridge.
+//!
+//! The phone is answered only once the focus's offer is accepted (Jigasi's rule: 180 at once,
+//! 200 after `session-initiate`); a conference that ends sends BYE with an RFC 3326 `Reason`, or
+//! rejects a call not yet answered with the status the reason maps to.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use jid::Jid;
+use jigasi_media::{AudioLevel, BridgePacket, CodecKind, Conference, ConferenceError, PhoneConfig};
+use jigasi_sip_core::sdp::{
+    CodecPreference, LocalMedia, Negotiation, SdpSession, SessionDescription,
+};
+use jigasi_types::{CallId, PayloadType, Ssrc};
+use minidom::Element;
+
+use crate::conference::{
+    ConferenceConfig, ConferenceEvent, ConferenceLeg, ConferenceOutput, EndReason,
+};
+
+/// The media tick: one 20 ms frame each way.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Which socket a datagram belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaSocket {
+    /// RTP to and from the phone.
+    Phone,
+    /// ICE/DTLS/SRTP to and from the bridge.
+    Bridge,
+}
+
+/// What the SIP adapter must do for this call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipCommand {
+    /// Answer the INVITE with 200 OK and this SDP.
+    Answer {
+        /// The SDP answer.
+        sdp: String,
+    },
+    /// Reject the INVITE (not answered yet).
+    Reject {
+        /// Final status, e.g. 486 or 488.
+        status: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// Hang up an answered call with BYE carrying this RFC 3326 `Reason`.
+    Hangup {
+        /// E.g. SIP cause 408 "No invite from conference focus".
+        reason: HangupCause,
+    },
+    /// Answer a re-INVITE / UPDATE with 200 OK and this SDP.
+    AnswerReInvite {
+        /// The SDP answer.
+        sdp: String,
+    },
+    /// Refuse a re-INVITE / UPDATE.
+    RejectReInvite {
+        /// The status (e.g. 488).
+        status: u16,
+    },
+}
+
+/// The protocol of an RFC 3326 `Reason` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReasonProtocol {
+    /// `SIP;cause=<status>`.
+    Sip,
+    /// `Q.850;cause=<ISDN cause>`.
+    Q850,
+}
+
+/// An RFC 3326 `Reason` for the BYE that ends a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HangupCause {
+    /// SIP or Q.850.
+    pub protocol: ReasonProtocol,
+    /// The cause value.
+    pub cause: u16,
+    /// Human-readable text.
+    pub text: String,
+}
+
+impl HangupCause {
+    fn q850(cause: u16, text: &str) -> Self {
+        Self {
+            protocol: ReasonProtocol::Q850,
+            cause,
+            text: text.to_owned(),
+        }
+    }
+
+    fn sip(cause: u16, text: &str) -> Self {
+        Self {
+            protocol: ReasonProtocol::Sip,
+            cause,
+            text: text.to_owned(),
+        }
+    }
+}
+
+/// What happened on the SIP side, as the SIP adapter reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipInput {
+    /// The caller cancelled before the answer.
+    Cancelled,
+    /// The ACK for our 200 arrived.
+    Acked,
+    /// The phone hung up (BYE), with its `Reason` header if any.
+    RemoteHangup {
+        /// The phone's Reason header.
+        reason: Option<String>,
+    },
+    /// A re-INVITE or UPDATE with a new offer (hold, resume, codec change).
+    ReOffer {
+        /// The offered SDP.
+        sdp: Vec<u8>,
+    },
+    /// The dialog died (no ACK, transport error).
+    Terminated,
+}
+
+/// What the owner of the call (registry, metrics, API) must know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// The participant joined the room.
+    Joined,
+    /// The phone was answered and the bridge offer accepted.
+    Answered,
+    /// Media to the bridge is up.
+    MediaConnected,
+    /// The call is over; nothing more will happen.
+    Ended {
+        /// Why, for logs and statistics.
+        reason: String,
+    },
+}
+
+/// What [`Call::poll_output`] yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallOutput {
+    /// For the SIP adapter.
+    Sip(SipCommand),
+    /// A stanza for the per-call XMPP connection.
+    Xmpp(Element),
+    /// Nothing scheduled: wait for the next input.
+    Idle,
+    /// A datagram to send.
+    Transmit {
+        /// From which socket.
+        socket: MediaSocket,
+        /// Where to.
+        destination: SocketAddr,
+        /// The bytes.
+        contents: Vec<u8>,
+    },
+    /// Something happened.
+    Event(CallEvent),
+    /// Call [`Call::handle_timeout`] then.
+    Timeout(Instant),
+}
+
+/// Static settings of one dial-in call.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// Our id for the call (also the phone's id in the audio engine).
+    pub id: CallId,
+    /// The conference side.
+    pub conference: ConferenceConfig,
+    /// The local address of the phone RTP socket (put in the SDP answer).
+    pub phone_rtp: SocketAddr,
+    /// Codec preferences (`Encodings.*`).
+    pub codecs: Vec<CodecPreference>,
+    /// Our SSRC toward the phone.
+    pub phone_ssrc: Ssrc,
+    /// SDP session id (random).
+    pub sdp_session_id: u64,
+    /// First RTP sequence number / timestamps (random).
+    pub first_sequence: u16,
+    /// First RTP timestamp toward the phone.
+    pub first_timestamp: u32,
+}
+
+/// Where the SIP side stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SipState {
+    /// 180 sent, waiting for the conference.
+    Ringing,
+    /// 200 OK sent.
+    Answered,
+    /// Over.
+    Ended,
+}
+
+/// One dial-in call. Drive it like [`ConferenceLeg`]: one input, then drain
+/// [`Call::poll_output`] until it returns a [`CallOutput::Timeout`].
+pub struct Call {
+    config: CallConfig,
+    conference: ConferenceLeg,
+    media: Conference,
+    sdp: SdpSession,
+    local_media: LocalMedia,
+    negotiation: Negotiation,
+    answer_sdp: String,
+    sip: SipState,
+    /// Where the phone's RTP really comes from (symmetric RTP, RFC 4961): latched on the first
+    /// packet, the SDP address until then.
+    phone_remote: SocketAddr,
+    next_tick: Option<Instant>,
+    /// The conference leg's next deadline, taken when its outputs were drained.
+    conference_deadline: Option<Instant>,
+    ended_reported: bool,
+    out: VecDeque<CallOutput>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("id", &self.config.id)
+            .field("sip", &self.sip)
+            .field("conference", &self.conference)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a call could not start. Maps to the SIP status of the rejection.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The offer is unusable or has nothing in common with us (400 / 488).
+    #[error("SDP offer refused ({status}): {reason}")]
+    Offer {
+        /// The SIP status to reject with.
+        status: u16,
+        /// Why.
+        reason: String,
+    },
+    /// The negotiated codec cannot be set up (500).
+    #[error("media setup failed: {0}")]
+    Media(#[from] ConferenceError),
+    /// The conference configuration is invalid (500).
+    #[error("bad conference address: {0}")]
+    Address(String),
+}
+
+impl CallError {
+    /// The SIP status to reject the INVITE with.
+    pub fn sip_status(&self) -> u16 {
+        match self {
+            Self::Offer { status, .. } => *status,
+            Self::Media(_) | Self::Address(_) => 500,
+        }
+    }
+}
+
+impl Call {
+    /// A dial-in call for an INVITE carrying `offer`. Negotiates the SDP at once (a 488 comes
+    /// back as an error) and asks the SIP adapter to ring.
+    pub fn dial_in(config: CallConfig, offer: &[u8]) -> Result<Self, CallError> {
+        let offer = SessionDescription::parse(offer).map_err(|e| CallError::Offer {
+            status: 400,
+            reason: e.to_string(),
+        })?;
+        let mut local_media = LocalMedia::new(config.phone_rtp.ip(), config.phone_rtp.port());
+        local_media.codecs = config.codecs.clone();
+        let mut sdp = SdpSession::new("jigasi-rs", config.sdp_session_id);
+        let answer = sdp
+            .answer(&offer, &local_media)
+            .map_err(|e| CallError::Offer {
+                status: e.sip_status(),
+                reason: e.to_string(),
+            })?;
+        let negotiation = answer.negotiation;
+        let mut media = Conference::new(jigasi_media::ConferenceConfig::default());
+        media.add_phone(config.id, phone_config(&config, &negotiation)?)?;
+        let conference = ConferenceLeg::new(config.conference.clone())
+            .map_err(|e| CallError::Address(e.to_string()))?;
+        let phone_remote = SocketAddr::new(negotiation.remote_address, negotiation.remote_port);
+        let call = Self {
+            config,
+            conference,
+            media,
+            sdp,
+            local_media,
+            negotiation,
+            answer_sdp: answer.sdp,
+            sip: SipState::Ringing,
+            phone_remote,
+            next_tick: None,
+            conference_deadline: None,
+            ended_reported: false,
+            out: VecDeque::new(),
+        };
+        Ok(call)
+    }
+
+    /// The conference occupant JID (for the Rayo `<ref>` and the hangup IQ routing).
+    pub fn occupant(&self) -> String {
+        self.conference.occupant().to_string()
+    }
+
+    /// Whether the call is over.
+    pub fn is_ended(&self) -> bool {
+        self.sip == SipState::Ended
+    }
+
+    /// The per-call XMPP connection is online.
+    pub fn handle_xmpp_online(&mut self, now: Instant, jid: Jid) {
+        self.conference.handle_online(now, jid);
+        self.pump_conference(now);
+    }
+
+    /// A stanza arrived on the per-call XMPP connection.
+    pub fn handle_xmpp_stanza(&mut self, now: Instant, stanza: &Element) {
+        self.conference.handle_stanza(now, stanza);
+        self.pump_conference(now);
+    }
+
+    /// The per-call XMPP connection is gone.
+    pub fn handle_xmpp_lost(&mut self, now: Instant) {
+        self.conference.handle_connection_lost();
+        self.pump_conference(now);
+    }
+
+    /// Something happened on the SIP side.
+    pub fn handle_sip(&mut self, now: Instant, input: SipInput) {
+        match input {
+            SipInput::Acked => {}
+            SipInput::Cancelled | SipInput::Terminated => {
+                self.sip = SipState::Ended;
+                self.conference.hang_up();
+                self.pump_conference(now);
+                self.ended("phone side ended".into());
+            }
+            SipInput::RemoteHangup { reason } => {
+                self.sip = SipState::Ended;
+                self.conference.hang_up();
+                self.pump_conference(now);
+                self.ended(format!(
+                    "phone hung up{}",
+                    reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                ));
+            }
+            SipInput::ReOffer { sdp } => self.re_offer(&sdp),
+        }
+    }
+
+    /// A datagram arrived on one of the call's sockets.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        socket: MediaSocket,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
+        match socket {
+            MediaSocket::Bridge => {
+                self.conference
+                    .handle_datagram(now, source, destination, contents);
+                self.pump_conference(now);
+            }
+            MediaSocket::Phone => {
+                if self.sip == SipState::Ended {
+                    return;
+                }
+                // Symmetric RTP: answer where the phone really sends from (NAT).
+                self.phone_remote = source;
+                // A malformed packet is counted by the engine and dropped; the call goes on.
+                let _ = self.media.handle_phone_rtp(now, self.config.id, contents);
+            }
+        }
+    }
+
+    /// Time has reached the last [`CallOutput::Timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.conference.handle_timeout(now);
+        self.pump_conference(now);
+        if let Some(tick) = self.next_tick
+            && tick <= now
+            && self.sip == SipState::Answered
+        {
+            self.tick(now);
+            // Keep the 20 ms grid; after a long stall, restart it instead of bursting.
+            let next = tick + TICK;
+            self.next_tick = Some(if next <= now { now + TICK } else { next });
+        }
+    }
+
+    /// The phone hangs up from our side (API request, shutdown deadline).
+    pub fn hang_up(&mut self, now: Instant, reason: &str) {
+        self.finish_sip(HangupCause::q850(16, reason), 487, reason);
+        self.conference.hang_up();
+        self.pump_conference(now);
+        self.ended(reason.to_owned());
+    }
+
+    /// The next output; drain until [`CallOutput::Timeout`] or [`CallOutput::Idle`].
+    pub fn poll_output(&mut self) -> CallOutput {
+        if let Some(output) = self.out.pop_front() {
+            return output;
+        }
+        let tick = match self.sip {
+            SipState::Answered => self.next_tick,
+            SipState::Ringing | SipState::Ended => None,
+        };
+        match [self.conference_deadline, tick].into_iter().flatten().min() {
+            Some(at) => CallOutput::Timeout(at),
+            None => CallOutput::Idle,
+        }
+    }
+
+    /// Moves everything the conference leg produced into our queue, reacting to its events.
+    fn pump_conference(&mut self, now: Instant) {
+        loop {
+            match self.conference.poll_output() {
+                ConferenceOutput::Send(stanza) => self.out.push_back(CallOutput::Xmpp(stanza)),
+                ConferenceOutput::Transmit(transmit) => self.out.push_back(CallOutput::Transmit {
+                    socket: MediaSocket::Bridge,
+                    destination: transmit.destination,
+                    contents: transmit.contents,
+                }),
+                ConferenceOutput::Event(event) => self.on_conference_event(now, event),
+                ConferenceOutput::Timeout(at) => {
+                    self.conference_deadline = Some(at);
+                    return;
+                }
+                ConferenceOutput::Idle => {
+                    self.conference_deadline = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_conference_event(&mut self, now: Instant, event: ConferenceEvent) {
+        match event {
+            ConferenceEvent::Joined { .. } => self.event(CallEvent::Joined),
+            ConferenceEvent::SessionAccepted => {
+                if self.sip == SipState::Ringing {
+                    self.out.push_back(CallOutput::Sip(SipCommand::Answer {
+                        sdp: self.answer_sdp.clone(),
+                    }));
+                    self.sip = SipState::Answered;
+                    self.next_tick = Some(now);
+                    self.event(CallEvent::Answered);
+                }
+            }
+            ConferenceEvent::MediaConnected => self.event(CallEvent::MediaConnected),
+            ConferenceEvent::Audio(packet) => {
+                let bridge_packet = BridgePacket {
+                    ssrc: packet.ssrc,
+                    payload_type: PayloadType::new(111),
+                    // The engine works with 16-bit sequence numbers and unwraps them itself.
+                    sequence: (packet.seq & 0xffff) as u16,
+                    timestamp: packet.rtp_time,
+                    audio_level: packet
+                        .level
+                        .map(|level| AudioLevel::new(level, packet.voice.unwrap_or(false))),
+                    payload: &packet.payload,
+                };
+                if let Err(ConferenceError::UnknownSsrc(ssrc)) =
+                    self.media.handle_bridge_packet(now, &bridge_packet)
+                {
+                    // The conference leg only delivers signalled SSRCs: start a speaker for it.
+                    if self.media.add_speaker(ssrc).is_ok() {
+                        let _ = self.media.handle_bridge_packet(now, &bridge_packet);
+                    }
+                }
+            }
+            ConferenceEvent::SessionTerminated { .. } | ConferenceEvent::OccupantsChanged(_) => {}
+            ConferenceEvent::MuteChanged(muted) => {
+                let _ = self.media.set_muted(self.config.id, muted);
+            }
+            ConferenceEvent::Ended(reason) => {
+                let (header, status, phrase) = end_mapping(&reason);
+                self.finish_sip(header, status, phrase);
+                self.ended(format!("{reason:?}"));
+            }
+        }
+    }
+
+    /// One 20 ms frame each way.
+    fn tick(&mut self, now: Instant) {
+        self.media.tick(now);
+        let sending = self.negotiation.sending();
+        let Self {
+            media,
+            conference,
+            out,
+            phone_remote,
+            ..
+        } = self;
+        for output in media.outputs() {
+            if sending {
+                for rtp in [output.to_phone, output.dtmf_to_phone]
+                    .into_iter()
+                    .flatten()
+                {
+                    out.push_back(CallOutput::Transmit {
+                        socket: MediaSocket::Phone,
+                        destination: *phone_remote,
+                        contents: rtp.to_vec(),
+                    });
+                }
+            }
+            if let Some(frame) = output.to_bridge {
+                conference.send_audio(
+                    now,
+                    frame.rtp_timestamp,
+                    frame.payload,
+                    frame.audio_level.level(),
+                    frame.audio_level.voice(),
+                );
+            }
+        }
+        self.pump_conference(now);
+    }
+
+    fn re_offer(&mut self, sdp: &[u8]) {
+        let answer = SessionDescription::parse(sdp)
+            .map_err(|_| 400)
+            .and_then(|offer| {
+                self.sdp
+                    .answer(&offer, &self.local_media)
+                    .map_err(|e| e.sip_status())
+            });
+        match answer {
+            Ok(answer) => {
+                if answer.negotiation.codec != self.negotiation.codec {
+                    // Codec change: re-attach the phone with the new codec.
+                    let _ = self.media.remove_phone(self.config.id);
+                    if let Ok(config) = phone_config(&self.config, &answer.negotiation) {
+                        let _ = self.media.add_phone(self.config.id, config);
+                    }
+                }
+                if !answer.negotiation.remote_address.is_unspecified() {
+                    self.phone_remote = SocketAddr::new(
+                        answer.negotiation.remote_address,
+                        answer.negotiation.remote_port,
+                    );
+                }
+                self.negotiation = answer.negotiation;
+                self.out
+                    .push_back(CallOutput::Sip(SipCommand::AnswerReInvite {
+                        sdp: answer.sdp,
+                    }));
+            }
+            Err(status) => self
+                .out
+                .push_back(CallOutput::Sip(SipCommand::RejectReInvite { status })),
+        }
+    }
+
+    /// Ends the SIP side: BYE with `reason` if answered, else a rejection.
+    fn finish_sip(&mut self, reason: HangupCause, status: u16, phrase: &str) {
+        let command = match self.sip {
+            SipState::Ringing => SipCommand::Reject {
+                status,
+                reason: phrase.to_owned(),
+            },
+            SipState::Answered => SipCommand::Hangup { reason },
+            SipState::Ended => return,
+        };
+        self.sip = SipState::Ended;
+        self.out.push_back(CallOutput::Sip(command));
+    }
+
+    fn ended(&mut self, reason: String) {
+        if self
+            .out
+            .iter()
+            .any(|o| matches!(o, CallOutput::Event(CallEvent::Ended { .. })))
+            || self.ended_reported
+        {
+            return;
+        }
+        self.ended_reported = true;
+        self.sip = SipState::Ended;
+        self.next_tick = None;
+        self.event(CallEvent::Ended { reason });
+    }
+
+    fn event(&mut self, event: CallEvent) {
+        self.out.push_back(CallOutput::Event(event));
+    }
+}
+
+/// How a conference ending reaches the phone: the BYE `Reason` (RFC 3326) once answered, or the
+/// status and phrase of the rejection before.
+fn end_mapping(reason: &EndReason) -> (HangupCause, u16, &'static str) {
+    let (cause, status, phrase) = match reason {
+        EndReason::NoInvite => (
+            HangupCause::sip(408, "No invite from conference focus"),
+            486,
+            "No invite from conference focus",
+        ),
+        EndReason::Kicked => (
+            HangupCause::q850(16, "Kicked from the conference"),
+            603,
+            "Kicked from the conference",
+        ),
+        EndReason::RoomDestroyed => (
+            HangupCause::q850(16, "The conference ended"),
+            480,
+            "The conference ended",
+        ),
+        EndReason::WrongPassword => (
+            HangupCause::q850(21, "Wrong room password"),
+            403,
+            "Wrong room password",
+        ),
+        EndReason::Lobby => (
+            HangupCause::q850(21, "The room has a lobby"),
+            480,
+            "The room has a lobby",
+        ),
+        EndReason::MaxOccupants => (
+            HangupCause::q850(34, "The conference is full"),
+            486,
+            "The conference is full",
+        ),
+        EndReason::JoinRefused(_) => (
+            HangupCause::q850(21, "Could not join the conference"),
+            486,
+            "Could not join the conference",
+        ),
+        EndReason::FocusUnavailable(_) => (
+            HangupCause::sip(503, "Conference unavailable"),
+            503,
+            "Conference unavailable",
+        ),
+        EndReason::HangupRequested => (
+            HangupCause::q850(16, "Hung up from the conference"),
+            487,
+            "Hung up from the conference",
+        ),
+        EndReason::Local => (
+            HangupCause::q850(16, "Normal call clearing"),
+            487,
+            "Request Terminated",
+        ),
+        EndReason::ConnectionLost => (
+            HangupCause::sip(503, "Conference connection lost"),
+            480,
+            "Conference connection lost",
+        ),
+    };
+    (cause, status, phrase)
+}
+
+/// The audio engine's settings for the negotiated phone codec.
+fn phone_config(config: &CallConfig, negotiation: &Negotiation) -> Result<PhoneConfig, CallError> {
+    let codec = match negotiation.codec.name.to_ascii_uppercase().as_str() {
+        "PCMU" => CodecKind::Pcmu,
+        "PCMA" => CodecKind::Pcma,
+        "G722" => CodecKind::G722,
+        "OPUS" => CodecKind::Opus,
+        other => {
+            return Err(CallError::Offer {
+                status: 488,
+                reason: format!("codec {other} is not supported by the audio engine"),
+            });
+        }
+    };
+    let mut phone = PhoneConfig::new(codec, config.conference.ssrc, config.phone_ssrc);
+    phone.payload_type = negotiation.codec.payload_type;
+    phone.telephone_event_pt = negotiation.telephone_event.as_ref().map(|t| t.payload_type);
+    phone.first_sequence = config.first_sequence;
+    phone.first_timestamp = config.first_timestamp;
+    phone.first_bridge_timestamp = config.first_timestamp.rotate_left(7);
+    Ok(phone)
+}
+
+#[cfg(test)]
+mod tests;

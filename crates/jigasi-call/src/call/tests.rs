@@ -1,0 +1,629 @@
+//! Whole dial-in calls on a virtual clock: a simulated phone sending PCMU RTP, the call, and a
+//! simulated bridge (a real str0m endpoint in the bridge role, Opus), with a scripted focus.
+//! Audio is checked by frequency and level at each far end (issue 5's simulation tests).
+
+// Tests take one real instant as the base of their virtual clock.
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)]
+
+use std::collections::BTreeMap;
+
+use jigasi_bridge::{LegConfig, LegEvent, LegOutput, MediaLeg, Role};
+use jigasi_jingle::jingle::Jingle;
+use jigasi_media::codec::{OpusDecoder, OpusEncoder, OpusEncoderConfig};
+use jigasi_media::g711;
+use jigasi_media::{AudioDecoder, AudioEncoder, SampleRate};
+
+use super::*;
+
+const ROOM: &str = "room1@conference.meet.example.com";
+const FOCUS: &str = "room1@conference.meet.example.com/focus";
+const OUR_JID: &str = "b2f6a3c0@meet.example.com/d3adb33f";
+const PHONE: &str = "192.0.2.10:4000";
+const GATEWAY_PHONE_RTP: &str = "10.0.0.2:30000";
+const GATEWAY_BRIDGE: &str = "10.0.0.2:20000";
+const BRIDGE: &str = "10.0.0.1:10000";
+const EXAMPLE_5_RAW: &str =
+    include_str!("../../../jigasi-jingle/testdata/s4.2-example-5-session-initiate.xml");
+
+const PCMU_OFFER: &str = "v=0\r\no=phone 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\n\
+t=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-16\r\na=sendrecv\r\n";
+
+fn config() -> CallConfig {
+    CallConfig {
+        id: CallId::new(1),
+        conference: ConferenceConfig {
+            room: jid::BareJid::new(ROOM).unwrap(),
+            nick: "d3adb33f".into(),
+            password: None,
+            focus_component: "focus.meet.example.com".into(),
+            focus_nick: "focus".into(),
+            display_name: Some("phone".into()),
+            region: None,
+            version: None,
+            stats_id: None,
+            initiator_headers: Vec::new(),
+            machine_uid: "m".into(),
+            invite_timeout: Some(Duration::from_secs(30)),
+            media_addrs: vec![GATEWAY_BRIDGE.parse().unwrap()],
+            ssrc: Ssrc::new(0x0bad_cafe),
+            msid_uuid: "uuid".into(),
+        },
+        phone_rtp: GATEWAY_PHONE_RTP.parse().unwrap(),
+        codecs: jigasi_sip_core::sdp::jigasi_default_codecs(),
+        phone_ssrc: Ssrc::new(0x1234_5678),
+        sdp_session_id: 42,
+        first_sequence: 100,
+        first_timestamp: 1000,
+    }
+}
+
+fn parse(xml: &str) -> Element {
+    xml.parse().unwrap()
+}
+
+fn sine(freq: f64, amplitude: f64, rate: u32, start: usize, len: usize) -> Vec<i16> {
+    (start..start + len)
+        .map(|n| {
+            let t = n as f64 / f64::from(rate);
+            (amplitude * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
+        })
+        .collect()
+}
+
+/// Power of `freq` relative to the signal's total power (Goertzel).
+fn tone_share(pcm: &[i16], rate: u32, freq: f64) -> f64 {
+    let n = pcm.len() as f64;
+    let k = (0.5 + n * freq / f64::from(rate)).floor();
+    let w = 2.0 * std::f64::consts::PI * k / n;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in pcm {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    let total: f64 = pcm.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    if total == 0.0 {
+        return 0.0;
+    }
+    2.0 * power / (n * total)
+}
+
+/// The median [`tone_share`] over 100 ms windows: robust to the phase jumps a lost packet (or
+/// a gap in what the test decodes) leaves behind.
+fn windowed_share(pcm: &[i16], rate: u32, freq: f64) -> f64 {
+    let window = usize::try_from(rate / 10).unwrap();
+    let mut shares: Vec<f64> = pcm
+        .chunks_exact(window)
+        .map(|w| tone_share(w, rate, freq))
+        .collect();
+    if shares.is_empty() {
+        return 0.0;
+    }
+    shares.sort_by(f64::total_cmp);
+    shares[shares.len() / 2]
+}
+
+fn rms(pcm: &[i16]) -> f64 {
+    (pcm.iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        / pcm.len().max(1) as f64)
+        .sqrt()
+}
+
+/// The world around one call.
+struct World {
+    now: Instant,
+    call: Call,
+    bridge: MediaLeg,
+    focus_offer_sent: bool,
+    sip: Vec<SipCommand>,
+    events: Vec<CallEvent>,
+    to_phone: Vec<Vec<u8>>,
+    to_bridge: Vec<(SocketAddr, Vec<u8>)>,
+    to_gateway_bridge: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    bridge_heard: BTreeMap<u32, Vec<Vec<u8>>>,
+    xmpp: Vec<Element>,
+    /// Drop every n-th packet in each media direction (0 = none).
+    drop_every: usize,
+    /// Extra delay for every other packet toward the gateway, to make jitter.
+    jitter: Duration,
+    delayed: Vec<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
+    counter: usize,
+}
+
+impl World {
+    fn new() -> Self {
+        let now = Instant::now();
+        let call = Call::dial_in(config(), PCMU_OFFER.as_bytes()).unwrap();
+        let bridge = MediaLeg::new(
+            LegConfig::new(Role::Bridge, vec![BRIDGE.parse().unwrap()]),
+            now,
+        )
+        .unwrap();
+        Self {
+            now,
+            call,
+            bridge,
+            focus_offer_sent: false,
+            sip: Vec::new(),
+            events: Vec::new(),
+            to_phone: Vec::new(),
+            to_bridge: Vec::new(),
+            to_gateway_bridge: Vec::new(),
+            bridge_heard: BTreeMap::new(),
+            xmpp: Vec::new(),
+            drop_every: 0,
+            jitter: Duration::ZERO,
+            delayed: Vec::new(),
+            counter: 0,
+        }
+    }
+
+    fn drain_call(&mut self) {
+        loop {
+            match self.call.poll_output() {
+                CallOutput::Sip(command) => self.sip.push(command),
+                CallOutput::Xmpp(stanza) => self.xmpp.push(stanza),
+                CallOutput::Transmit {
+                    socket: MediaSocket::Phone,
+                    contents,
+                    ..
+                } => {
+                    self.to_phone.push(contents);
+                }
+                CallOutput::Transmit {
+                    socket: MediaSocket::Bridge,
+                    destination,
+                    contents,
+                } => {
+                    self.to_bridge.push((destination, contents));
+                }
+                CallOutput::Event(event) => self.events.push(event),
+                CallOutput::Timeout(_) | CallOutput::Idle => return,
+            }
+        }
+    }
+
+    fn drain_bridge(&mut self) {
+        loop {
+            match self.bridge.poll_output().unwrap() {
+                LegOutput::Transmit(t) => {
+                    self.to_gateway_bridge
+                        .push((t.source, t.destination, t.contents))
+                }
+                LegOutput::Event(LegEvent::Audio(p)) => {
+                    self.bridge_heard
+                        .entry(p.ssrc.get())
+                        .or_default()
+                        .push(p.payload.to_vec());
+                }
+                LegOutput::Event(_) => {}
+                LegOutput::Timeout(_) => return,
+            }
+        }
+    }
+
+    fn lose(&mut self) -> bool {
+        self.counter += 1;
+        self.drop_every > 0 && self.counter.is_multiple_of(self.drop_every)
+    }
+
+    /// Delivers queued datagrams (with loss and jitter) and runs timers.
+    fn step(&mut self, step: Duration) {
+        self.now += step;
+        let now = self.now;
+        self.call.handle_timeout(now);
+        self.bridge.handle_timeout(now).unwrap();
+        self.drain_call();
+        self.drain_bridge();
+        for _ in 0..6 {
+            for (destination, contents) in std::mem::take(&mut self.to_bridge) {
+                if contents.first().is_some_and(|b| (128..192).contains(b)) && self.lose() {
+                    continue;
+                }
+                self.bridge
+                    .handle_receive(now, GATEWAY_BRIDGE.parse().unwrap(), destination, &contents)
+                    .unwrap();
+                self.drain_bridge();
+            }
+            for (source, destination, contents) in std::mem::take(&mut self.to_gateway_bridge) {
+                let is_rtp = contents.first().is_some_and(|b| (128..192).contains(b));
+                if is_rtp && self.lose() {
+                    continue;
+                }
+                if is_rtp && !self.jitter.is_zero() && self.counter.is_multiple_of(2) {
+                    self.delayed
+                        .push((now + self.jitter, source, destination, contents));
+                    continue;
+                }
+                self.call
+                    .handle_datagram(now, MediaSocket::Bridge, source, destination, &contents);
+                self.drain_call();
+            }
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
+            .into_iter()
+            .partition(|(at, ..)| *at <= now);
+        self.delayed = later;
+        for (_, source, destination, contents) in due {
+            self.call
+                .handle_datagram(now, MediaSocket::Bridge, source, destination, &contents);
+            self.drain_call();
+        }
+    }
+
+    /// The focus side: online, conference IQ, join, then a session-initiate built from the
+    /// bridge's real credentials announcing `speakers`.
+    fn join_and_invite(&mut self, speakers: &[u32]) {
+        let now = self.now;
+        self.call
+            .handle_xmpp_online(now, Jid::new(OUR_JID).unwrap());
+        self.drain_call();
+        let id = self.xmpp.last().unwrap().attr("id").unwrap().to_owned();
+        self.call.handle_xmpp_stanza(
+            now,
+            &parse(&format!(
+                "<iq xmlns='jabber:client' type='result' id='{id}' from='focus.meet.example.com'>\
+                 <conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' ready='true'/></iq>"
+            )),
+        );
+        self.call.handle_xmpp_stanza(
+            now,
+            &parse(&format!(
+                "<presence xmlns='jabber:client' from='{ROOM}/d3adb33f'>\
+                 <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/>\
+                 <status code='110'/></x></presence>"
+            )),
+        );
+        self.drain_call();
+        assert!(self.events.contains(&CallEvent::Joined));
+        assert!(
+            self.sip.is_empty(),
+            "not answered before the offer: {:?}",
+            self.sip
+        );
+
+        let ice = self.bridge.local_ice();
+        let (_, fingerprint) = self.bridge.local_fingerprint();
+        let mut xml = EXAMPLE_5_RAW
+            .replacen("<iq ", "<iq xmlns=\"jabber:client\" ", 1)
+            .replace("b1e2a3o4i5u6", &ice.ufrag)
+            .replace("6q8m2v0k4c7p1s9d3f5h7j2l4n", &ice.pwd)
+            .replace(
+                "2B:6E:0F:85:C3:4A:7D:91:E2:5F:08:B6:3C:D4:19:77:A0:5E:C2:8F:31:64:DA:0B:9E:47:F3:12:6C:88:A5:D0",
+                &fingerprint,
+            );
+        let start = xml.find("<candidate").unwrap();
+        let end = xml.find("</transport>").unwrap();
+        xml.replace_range(
+            start..end,
+            "<candidate component=\"1\" foundation=\"1\" generation=\"0\" network=\"0\" \
+             priority=\"2130706431\" protocol=\"udp\" type=\"host\" ip=\"10.0.0.1\" port=\"10000\"/>",
+        );
+        let start = xml
+            .find("<source xmlns=\"urn:xmpp:jingle:apps:rtp:ssma:0\" ssrc=\"1057249811\"")
+            .unwrap();
+        let end = start + xml[start..].find("</source>").unwrap() + "</source>".len();
+        let sources: String = speakers
+            .iter()
+            .map(|s| {
+                format!(
+                    "<source xmlns=\"urn:xmpp:jingle:apps:rtp:ssma:0\" ssrc=\"{s}\" name=\"w{s}-a0\">\
+                     <ssrc-info xmlns=\"http://jitsi.org/jitmeet\" owner=\"{ROOM}/w{s}\"/></source>"
+                )
+            })
+            .collect();
+        xml.replace_range(start..end, &sources);
+        let sent_before = self.xmpp.len();
+        self.call.handle_xmpp_stanza(now, &parse(&xml));
+        self.drain_call();
+        self.focus_offer_sent = true;
+        let accept = self.xmpp[sent_before..]
+            .iter()
+            .find(|s| {
+                s.attr("to") == Some(FOCUS)
+                    && s.get_child("jingle", jigasi_jingle::ns::JINGLE).is_some()
+            })
+            .unwrap()
+            .clone();
+        let answer = Jingle::parse(
+            accept
+                .get_child("jingle", jigasi_jingle::ns::JINGLE)
+                .unwrap(),
+        )
+        .unwrap();
+        let transport = answer.first_transport().unwrap();
+        let mut remote = crate::conference::remote_params(transport).unwrap();
+        // Our answer carries host candidates of the socket the gateway really uses.
+        assert!(
+            remote
+                .candidates
+                .iter()
+                .any(|c| c.addr == GATEWAY_BRIDGE.parse().unwrap())
+        );
+        remote
+            .candidates
+            .retain(|c| c.addr == GATEWAY_BRIDGE.parse().unwrap());
+        self.bridge.start(&remote).unwrap();
+        for s in speakers {
+            self.bridge.add_send_ssrc(Ssrc::new(*s)).unwrap();
+        }
+        self.bridge
+            .add_receive_ssrc(Ssrc::new(0x0bad_cafe))
+            .unwrap();
+        assert!(
+            matches!(self.sip.as_slice(), [SipCommand::Answer { .. }]),
+            "200 OK only after the offer was accepted: {:?}",
+            self.sip
+        );
+        for _ in 0..400 {
+            self.step(Duration::from_millis(5));
+            if self.events.contains(&CallEvent::MediaConnected) && self.bridge.is_connected() {
+                return;
+            }
+        }
+        panic!("media never connected");
+    }
+}
+
+/// Runs `seconds` of audio: the phone sends a PCMU tone, each speaker an Opus tone.
+fn talk(world: &mut World, seconds: u32, phone_hz: f64, speakers: &[(u32, f64)]) {
+    let mut opus: Vec<(u32, f64, OpusEncoder)> = speakers
+        .iter()
+        .map(|(ssrc, hz)| {
+            (
+                *ssrc,
+                *hz,
+                OpusEncoder::new(
+                    SampleRate::Hz48000,
+                    &OpusEncoderConfig::for_rate(SampleRate::Hz48000),
+                )
+                .unwrap(),
+            )
+        })
+        .collect();
+    let phone_source: SocketAddr = PHONE.parse().unwrap();
+    let frames = seconds * 50;
+    for frame in 0..frames {
+        let now = world.now;
+        // Phone → gateway: one PCMU RTP packet.
+        let pcm = sine(phone_hz, 8000.0, 8000, frame as usize * 160, 160);
+        let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
+        packet[2..4].copy_from_slice(&u16::try_from(frame % 65_536).unwrap().to_be_bytes());
+        packet[4..8].copy_from_slice(&(frame * 160).to_be_bytes());
+        packet.extend(pcm.iter().map(|&s| g711::linear_to_ulaw(s)));
+        if !(world.drop_every > 0 && frame as usize % world.drop_every == 3) {
+            world.call.handle_datagram(
+                now,
+                MediaSocket::Phone,
+                phone_source,
+                GATEWAY_PHONE_RTP.parse().unwrap(),
+                &packet,
+            );
+        }
+        // Bridge → gateway: one Opus frame per speaker.
+        for (ssrc, hz, encoder) in &mut opus {
+            let pcm = sine(*hz, 6000.0, 48_000, frame as usize * 960, 960);
+            let mut out = [0u8; 1500];
+            let len = encoder.encode(&pcm, &mut out).unwrap();
+            world
+                .bridge
+                .send_audio(now, Ssrc::new(*ssrc), frame * 960, &out[..len], 20, true)
+                .unwrap();
+        }
+        world.drain_bridge();
+        world.step(Duration::from_millis(20));
+    }
+    for _ in 0..10 {
+        world.step(Duration::from_millis(20));
+    }
+}
+
+/// Decodes what the phone received (PCMU RTP) into 8 kHz PCM, skipping the first `skip` packets.
+fn phone_heard(world: &World, skip: usize) -> Vec<i16> {
+    world.to_phone[skip.min(world.to_phone.len())..]
+        .iter()
+        .filter(|p| p.len() > 12 && p[1] & 0x7f == 0)
+        .flat_map(|p| {
+            p[12..]
+                .iter()
+                .map(|&b| g711::ulaw_to_linear(b))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Decodes what the bridge received from the gateway (Opus) into 48 kHz PCM.
+fn bridge_heard(world: &World, skip: usize) -> Vec<i16> {
+    let mut decoder = OpusDecoder::new(SampleRate::Hz48000).unwrap();
+    let packets = world
+        .bridge_heard
+        .get(&0x0bad_cafe)
+        .cloned()
+        .unwrap_or_default();
+    let mut pcm = Vec::new();
+    for payload in packets.iter().skip(skip) {
+        let mut frame = [0i16; 960];
+        decoder.decode(payload, &mut frame).unwrap();
+        pcm.extend_from_slice(&frame);
+    }
+    pcm
+}
+
+#[test]
+fn tone_440_up_and_1000_down_through_a_dial_in_call() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 3, 440.0, &[(1001, 1000.0)]);
+
+    // Phone → conference: 440 Hz at the bridge.
+    let up = bridge_heard(&world, 25);
+    assert!(up.len() >= 48_000, "bridge got {} samples", up.len());
+    let share = windowed_share(&up, 48_000, 440.0);
+    assert!(share > 0.9, "440 Hz share at the bridge {share:.3}");
+    assert!(rms(&up) > 2000.0, "level at the bridge {:.0}", rms(&up));
+
+    // Conference → phone: 1 kHz at the phone.
+    let down = phone_heard(&world, 25);
+    assert!(down.len() >= 8000, "phone got {} samples", down.len());
+    let share = windowed_share(&down, 8000, 1000.0);
+    assert!(share > 0.9, "1 kHz share at the phone {share:.3}");
+    assert!(rms(&down) > 2000.0, "level at the phone {:.0}", rms(&down));
+}
+
+#[test]
+fn three_remote_speakers_are_mixed_and_each_audible() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001, 1002, 1003]);
+    talk(
+        &mut world,
+        3,
+        440.0,
+        &[(1001, 600.0), (1002, 1100.0), (1003, 1700.0)],
+    );
+    let down = phone_heard(&world, 25);
+    for hz in [600.0, 1100.0, 1700.0] {
+        let share = windowed_share(&down, 8000, hz);
+        assert!(share > 0.15, "{hz} Hz share {share:.3} in the mix");
+    }
+    // The phone never hears itself.
+    assert!(windowed_share(&down, 8000, 440.0) < 0.02);
+}
+
+#[test]
+fn loss_and_jitter_still_carry_both_tones() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    world.drop_every = 20; // 5 % loss on every media path
+    world.jitter = Duration::from_millis(30);
+    talk(&mut world, 4, 440.0, &[(1001, 1000.0)]);
+    let up = bridge_heard(&world, 25);
+    let down = phone_heard(&world, 25);
+    let up_share = windowed_share(&up, 48_000, 440.0);
+    let down_share = windowed_share(&down, 8000, 1000.0);
+    assert!(
+        up_share > 0.6,
+        "440 Hz share at the bridge {up_share:.3} with loss and jitter"
+    );
+    assert!(
+        down_share > 0.6,
+        "1 kHz share at the phone {down_share:.3} with loss and jitter"
+    );
+}
+
+#[test]
+fn phone_hangup_terminates_the_conference_side() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    let before = world.xmpp.len();
+    world
+        .call
+        .handle_sip(world.now, SipInput::RemoteHangup { reason: None });
+    world.drain_call();
+    let sent: Vec<String> = world.xmpp[before..]
+        .iter()
+        .map(|s| jigasi_xmpp::to_xml_string(s).unwrap())
+        .collect();
+    assert!(
+        sent.iter().any(|s| s.contains("session-terminate")),
+        "{sent:?}"
+    );
+    assert!(sent.iter().any(|s| s.contains("unavailable")), "{sent:?}");
+    assert!(matches!(world.events.last(), Some(CallEvent::Ended { .. })));
+    assert!(world.call.is_ended());
+}
+
+#[test]
+fn kick_after_answer_sends_bye_with_a_reason() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    world.sip.clear();
+    world.call.handle_xmpp_stanza(
+        world.now,
+        &parse(&format!(
+            "<presence xmlns='jabber:client' from='{ROOM}/d3adb33f' type='unavailable'>\
+             <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/>\
+             <status code='307'/><status code='110'/></x></presence>"
+        )),
+    );
+    world.drain_call();
+    assert!(
+        matches!(world.sip.as_slice(), [SipCommand::Hangup { reason }] if reason.text.contains("Kicked")),
+        "{:?}",
+        world.sip
+    );
+}
+
+#[test]
+fn no_invite_before_answer_rejects_with_486() {
+    let mut world = World::new();
+    let now = world.now;
+    world
+        .call
+        .handle_xmpp_online(now, Jid::new(OUR_JID).unwrap());
+    world.drain_call();
+    let id = world.xmpp.last().unwrap().attr("id").unwrap().to_owned();
+    world.call.handle_xmpp_stanza(
+        now,
+        &parse(&format!(
+            "<iq xmlns='jabber:client' type='result' id='{id}' from='focus.meet.example.com'>\
+             <conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' ready='true'/></iq>"
+        )),
+    );
+    world.call.handle_xmpp_stanza(
+        now,
+        &parse(&format!(
+            "<presence xmlns='jabber:client' from='{ROOM}/d3adb33f'>\
+             <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/>\
+             <status code='110'/></x></presence>"
+        )),
+    );
+    world.drain_call();
+    world.call.handle_timeout(now + Duration::from_secs(30));
+    world.drain_call();
+    assert_eq!(
+        world.sip,
+        [SipCommand::Reject {
+            status: 486,
+            reason: "No invite from conference focus".into()
+        }]
+    );
+}
+
+#[test]
+fn codec_mismatch_is_488_and_hold_is_answered() {
+    let video_only = "v=0\r\no=p 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let error = Call::dial_in(config(), video_only.as_bytes()).unwrap_err();
+    assert_eq!(error.sip_status(), 488);
+
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    world.sip.clear();
+    let hold = PCMU_OFFER
+        .replace("a=sendrecv", "a=sendonly")
+        .replace("o=phone 1 1", "o=phone 1 2");
+    world.call.handle_sip(
+        world.now,
+        SipInput::ReOffer {
+            sdp: hold.into_bytes(),
+        },
+    );
+    world.drain_call();
+    match world.sip.as_slice() {
+        [SipCommand::AnswerReInvite { sdp }] => assert!(sdp.contains("a=recvonly"), "{sdp}"),
+        other => panic!("{other:?}"),
+    }
+    // On hold we receive but do not send to the phone.
+    world.to_phone.clear();
+    talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
+    assert!(
+        world.to_phone.is_empty(),
+        "sent {} packets to a phone on hold",
+        world.to_phone.len()
+    );
+}
