@@ -57,16 +57,6 @@ pub enum SipCommand {
         /// E.g. SIP cause 408 "No invite from conference focus".
         reason: HangupCause,
     },
-    /// Answer a re-INVITE / UPDATE with 200 OK and this SDP.
-    AnswerReInvite {
-        /// The SDP answer.
-        sdp: String,
-    },
-    /// Refuse a re-INVITE / UPDATE.
-    RejectReInvite {
-        /// The status (e.g. 488).
-        status: u16,
-    },
 }
 
 /// The protocol of an RFC 3326 `Reason` header.
@@ -118,11 +108,6 @@ pub enum SipInput {
     RemoteHangup {
         /// The phone's Reason header.
         reason: Option<String>,
-    },
-    /// A re-INVITE or UPDATE with a new offer (hold, resume, codec change).
-    ReOffer {
-        /// The offered SDP.
-        sdp: Vec<u8>,
     },
     /// The dialog died (no ACK, transport error).
     Terminated,
@@ -348,7 +333,6 @@ impl Call {
                     reason.map(|r| format!(" ({r})")).unwrap_or_default()
                 ));
             }
-            SipInput::ReOffer { sdp } => self.re_offer(&sdp),
         }
     }
 
@@ -524,7 +508,9 @@ impl Call {
         self.pump_conference(now);
     }
 
-    fn re_offer(&mut self, sdp: &[u8]) {
+    /// A re-INVITE or UPDATE with a new offer (hold, resume, codec change): returns the SDP
+    /// answer for the 200, or the status to refuse it with (the session then stays as it was).
+    pub fn answer_re_offer(&mut self, sdp: &[u8]) -> Result<String, u16> {
         let answer = SessionDescription::parse(sdp)
             .map_err(|_| 400)
             .and_then(|offer| {
@@ -548,14 +534,9 @@ impl Call {
                     );
                 }
                 self.negotiation = answer.negotiation;
-                self.out
-                    .push_back(CallOutput::Sip(SipCommand::AnswerReInvite {
-                        sdp: answer.sdp,
-                    }));
+                Ok(answer.sdp)
             }
-            Err(status) => self
-                .out
-                .push_back(CallOutput::Sip(SipCommand::RejectReInvite { status })),
+            Err(status) => Err(status),
         }
     }
 

@@ -7,16 +7,21 @@
 //! state and publishes what others need through `watch` channels ([`GatewayStatus`]).
 
 mod brewery;
+mod call_task;
 mod error;
 mod sip;
 
 use std::time::Duration;
 
 use jigasi_api::{ApiState, Health, StatsSnapshot};
+use std::sync::Arc;
+
+use call_task::{CallContext, RegistryEvent};
 use jigasi_config::Config;
 use jigasi_sip::{RegistrationState, SipEndpoint};
+use jigasi_types::CallId;
 use jigasi_xmpp::brewery::Stats;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -29,6 +34,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How long shutdown waits for the registrar to confirm the un-REGISTER.
 const UNREGISTER_DEADLINE: Duration = Duration::from_secs(3);
+/// How long shutdown waits for calls to hang up.
+const CALLS_END_DEADLINE: Duration = Duration::from_secs(5);
 /// How long shutdown waits for brewery tasks to leave their rooms.
 const BREWERY_LEAVE_DEADLINE: Duration = Duration::from_secs(3);
 
@@ -57,7 +64,7 @@ impl GatewayStatus {
 /// Runs the gateway until `shutdown` is cancelled, then leaves the breweries, un-REGISTERs and
 /// returns.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RuntimeError> {
-    let sip = match &config.sip {
+    let mut sip = match &config.sip {
         Some(account) => Some(SipEndpoint::start(sip::options(&config, account)).await?),
         None => None,
     };
@@ -74,13 +81,30 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
         brewery_tasks.spawn(task.run());
     }
 
+    // Calls: one task each; a registry task keeps the statistics.
+    let calls_cancel = CancellationToken::new();
+    let (registry_tx, registry_rx) = mpsc::channel(256);
+    let context = Arc::new(CallContext {
+        config: Arc::new(config.clone()),
+        registry: registry_tx,
+    });
+    let (stats_snapshot_tx, stats_snapshot_rx) = watch::channel(StatsSnapshot::default());
+    let stats_snapshot_tx = Arc::new(stats_snapshot_tx);
+    tokio::spawn(run_registry(
+        registry_rx,
+        stats_tx.clone(),
+        stats_snapshot_tx.clone(),
+        config.jigasi.conferences_threshold,
+    ));
+    let mut call_tasks = JoinSet::new();
+    let mut incoming = sip.as_mut().and_then(SipEndpoint::incoming_calls);
+
     let status_rx = watch_status(sip.as_ref(), brewery_states, shutdown.clone());
     tokio::spawn(log_readiness(status_rx.clone(), shutdown.clone()));
 
     // `POST /about/shutdown`: with no calls to wait for yet, graceful means "stop now".
     let graceful = CancellationToken::new();
     let api_stop = CancellationToken::new();
-    let (stats_snapshot_tx, stats_snapshot_rx) = watch::channel(StatsSnapshot::default());
     let api = if config.rest.enabled {
         let state = ApiState {
             health: health_channel(status_rx, shutdown.clone()),
@@ -93,12 +117,45 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
         None
     };
 
-    tokio::select! {
-        () = shutdown.cancelled() => {}
-        () = graceful.cancelled() => {}
+    let mut next_call = 0u64;
+    loop {
+        let call = async {
+            match incoming.as_mut() {
+                Some(calls) => calls.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = graceful.cancelled() => break,
+            call = call => match call {
+                Some(call) => {
+                    next_call += 1;
+                    let id = CallId::new(next_call);
+                    call_tasks.spawn(call_task::run_dial_in(
+                        id,
+                        call,
+                        context.clone(),
+                        calls_cancel.child_token(),
+                    ));
+                }
+                None => incoming = None,
+            },
+            Some(_) = call_tasks.join_next(), if !call_tasks.is_empty() => {}
+        }
     }
     info!("shutting down");
+    // New INVITEs now get 480 from the SIP stack; running calls are hung up with a reason.
+    drop(incoming);
     stats_snapshot_tx.send_modify(|stats| stats.graceful_shutdown = true);
+    calls_cancel.cancel();
+    let calls_done = async { while call_tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(CALLS_END_DEADLINE, calls_done)
+        .await
+        .is_err()
+    {
+        warn!("calls did not end in time");
+    }
     // Jicofo must stop selecting us first: flag the shutdown in the brewery stats.
     stats_tx.send_modify(|stats| stats.graceful_shutdown = true);
     brewery_cancel.cancel();
@@ -118,6 +175,41 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     }
     info!("stopped");
     Ok(())
+}
+
+/// Keeps the statistics from the calls' reports: `conferences` (calls in a room), and Jigasi's
+/// `stress_level` and totals, for the brewery presence and `/about/stats`.
+async fn run_registry(
+    mut events: mpsc::Receiver<RegistryEvent>,
+    brewery: watch::Sender<Stats>,
+    rest: Arc<watch::Sender<StatsSnapshot>>,
+    threshold: u32,
+) {
+    let mut joined = std::collections::BTreeSet::new();
+    while let Some(event) = events.recv().await {
+        match event {
+            RegistryEvent::Joined(id) => {
+                joined.insert(id);
+            }
+            RegistryEvent::Ended(id) => {
+                if joined.remove(&id) {
+                    rest.send_modify(|s| s.total_conferences_completed += 1);
+                }
+            }
+        }
+        let conferences = u32::try_from(joined.len()).unwrap_or(u32::MAX);
+        let stress = f64::from(conferences) / f64::from(threshold.max(1));
+        brewery.send_if_modified(|stats| {
+            let changed = stats.conferences != conferences;
+            stats.conferences = conferences;
+            stats.stress_level = stress;
+            changed
+        });
+        rest.send_modify(|s| {
+            s.conferences = u64::from(conferences);
+            s.stress_level = stress;
+        });
+    }
 }
 
 /// The statistics published before any call exists.

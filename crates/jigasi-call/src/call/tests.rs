@@ -607,17 +607,9 @@ m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
     let hold = PCMU_OFFER
         .replace("a=sendrecv", "a=sendonly")
         .replace("o=phone 1 1", "o=phone 1 2");
-    world.call.handle_sip(
-        world.now,
-        SipInput::ReOffer {
-            sdp: hold.into_bytes(),
-        },
-    );
-    world.drain_call();
-    match world.sip.as_slice() {
-        [SipCommand::AnswerReInvite { sdp }] => assert!(sdp.contains("a=recvonly"), "{sdp}"),
-        other => panic!("{other:?}"),
-    }
+    let answer = world.call.answer_re_offer(hold.as_bytes()).unwrap();
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    assert_eq!(world.call.answer_re_offer(b"garbage"), Err(400));
     // On hold we receive but do not send to the phone.
     world.to_phone.clear();
     talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
