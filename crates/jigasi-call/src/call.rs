@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use jid::Jid;
 use jigasi_media::{AudioLevel, BridgePacket, CodecKind, Conference, ConferenceError, PhoneConfig};
 use jigasi_sip_core::sdp::{
-    CodecPreference, LocalMedia, Negotiation, SdpSession, SessionDescription,
+    CodecPreference, LocalMedia, Negotiation, Offer, SdpSession, SessionDescription,
 };
 use jigasi_types::{CallId, PayloadType, Ssrc};
 use minidom::Element;
@@ -40,6 +40,16 @@ pub enum MediaSocket {
 /// What the SIP adapter must do for this call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SipCommand {
+    /// Dial-out: send the INVITE.
+    Invite {
+        /// Request-URI (`OUTBOUND_PREFIX` + number at the registrar's domain).
+        request_uri: String,
+        /// Extra headers in order (`Jitsi-Conference-Room`, forwarded dial headers,
+        /// `JigasiCallDirection: out`).
+        headers: Vec<(String, String)>,
+        /// Our SDP offer.
+        sdp: String,
+    },
     /// Answer the INVITE with 200 OK and this SDP.
     Answer {
         /// The SDP answer.
@@ -100,6 +110,23 @@ impl HangupCause {
 /// What happened on the SIP side, as the SIP adapter reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SipInput {
+    /// Dial-out: a provisional response (180 Ringing, 183).
+    Provisional {
+        /// Its status.
+        status: u16,
+    },
+    /// Dial-out: the callee answered.
+    Answered {
+        /// The SDP answer.
+        sdp: Vec<u8>,
+    },
+    /// Dial-out: the INVITE failed (busy, declined, not found, timeout).
+    Failed {
+        /// The final status.
+        status: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
     /// The caller cancelled before the answer.
     Cancelled,
     /// The ACK for our 200 arrived.
@@ -174,11 +201,33 @@ pub struct CallConfig {
     pub first_timestamp: u32,
 }
 
+/// Which way the call goes, with what that direction needs.
+#[derive(Debug)]
+enum Direction {
+    /// Dial-in: our SDP answer, sent with the 200 once the conference accepted us.
+    In { answer_sdp: String },
+    /// Dial-out: what to dial once the conference accepted us, and our offer.
+    Out {
+        request_uri: String,
+        headers: Vec<(String, String)>,
+        offer: Box<Offer>,
+        /// After a failed INVITE the room sees the reason this long before we leave.
+        leave_at: Option<Instant>,
+    },
+}
+
+/// How long a failed dial-out's reason stays visible in the room (Jigasi: 5 s).
+const FAILED_DIAL_VISIBLE: Duration = Duration::from_secs(5);
+
 /// Where the SIP side stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SipState {
-    /// 180 sent, waiting for the conference.
+    /// Dial-in: 180 sent, waiting for the conference.
     Ringing,
+    /// Dial-out: waiting for the conference before dialling.
+    Idle,
+    /// Dial-out: INVITE sent, no final answer yet.
+    Calling,
     /// 200 OK sent.
     Answered,
     /// Over.
@@ -193,8 +242,9 @@ pub struct Call {
     media: Conference,
     sdp: SdpSession,
     local_media: LocalMedia,
-    negotiation: Negotiation,
-    answer_sdp: String,
+    /// What was agreed with the phone; `None` until a dial-out is answered.
+    negotiation: Option<Negotiation>,
+    direction: Direction,
     sip: SipState,
     /// Where the phone's RTP really comes from (symmetric RTP, RFC 4961): latched on the first
     /// packet, the SDP address until then.
@@ -274,8 +324,10 @@ impl Call {
             media,
             sdp,
             local_media,
-            negotiation,
-            answer_sdp: answer.sdp,
+            negotiation: Some(negotiation),
+            direction: Direction::In {
+                answer_sdp: answer.sdp,
+            },
             sip: SipState::Ringing,
             phone_remote,
             next_tick: None,
@@ -286,6 +338,45 @@ impl Call {
         Ok(call)
     }
 
+    /// A dial-out call (a Rayo `dial` from the focus): joins the conference first and places the
+    /// INVITE to `request_uri` with `headers` once the focus's offer is accepted (Jigasi O0-O6).
+    pub fn dial_out(
+        config: CallConfig,
+        request_uri: String,
+        headers: Vec<(String, String)>,
+    ) -> Result<Self, CallError> {
+        let mut local_media = LocalMedia::new(config.phone_rtp.ip(), config.phone_rtp.port());
+        local_media.codecs = config.codecs.clone();
+        let mut sdp = SdpSession::new("jigasi-rs", config.sdp_session_id);
+        let offer = sdp.offer(&local_media).map_err(|e| CallError::Offer {
+            status: 500,
+            reason: e.to_string(),
+        })?;
+        let mut conference = ConferenceLeg::new(config.conference.clone())
+            .map_err(|e| CallError::Address(e.to_string()))?;
+        conference.set_status(Some("Initializing Call".into()));
+        Ok(Self {
+            phone_remote: config.phone_rtp,
+            media: Conference::new(jigasi_media::ConferenceConfig::default()),
+            config,
+            conference,
+            sdp,
+            local_media,
+            negotiation: None,
+            direction: Direction::Out {
+                request_uri,
+                headers,
+                offer: Box::new(offer),
+                leave_at: None,
+            },
+            sip: SipState::Idle,
+            next_tick: None,
+            conference_deadline: None,
+            ended_reported: false,
+            out: VecDeque::new(),
+        })
+    }
+
     /// The conference occupant JID (for the Rayo `<ref>` and the hangup IQ routing).
     pub fn occupant(&self) -> String {
         self.conference.occupant().to_string()
@@ -293,7 +384,7 @@ impl Call {
 
     /// Whether the call is over.
     pub fn is_ended(&self) -> bool {
-        self.sip == SipState::Ended
+        self.ended_reported
     }
 
     /// The per-call XMPP connection is online.
@@ -333,6 +424,70 @@ impl Call {
                     reason.map(|r| format!(" ({r})")).unwrap_or_default()
                 ));
             }
+            SipInput::Provisional { status } => {
+                if self.sip == SipState::Calling && (180..=183).contains(&status) {
+                    self.conference.set_status(Some("Ringing".into()));
+                    self.pump_conference(now);
+                }
+            }
+            SipInput::Answered { sdp } => self.dial_out_answered(now, &sdp),
+            SipInput::Failed { status, reason } => {
+                if self.sip != SipState::Calling {
+                    return;
+                }
+                self.sip = SipState::Ended;
+                // The room sees why for a moment (Jigasi shows "Busy" / the reason for 5 s).
+                let shown = if status == 486 || status == 600 {
+                    "Busy".to_owned()
+                } else {
+                    format!("{status} {reason}")
+                };
+                self.conference.set_status(Some(shown));
+                self.pump_conference(now);
+                if let Direction::Out { leave_at, .. } = &mut self.direction {
+                    *leave_at = Some(now + FAILED_DIAL_VISIBLE);
+                }
+            }
+        }
+    }
+
+    fn dial_out_answered(&mut self, now: Instant, sdp: &[u8]) {
+        if self.sip != SipState::Calling {
+            return;
+        }
+        let Direction::Out { offer, .. } = &self.direction else {
+            return;
+        };
+        let negotiation = SessionDescription::parse(sdp)
+            .map_err(|e| e.to_string())
+            .and_then(|answer| {
+                self.sdp
+                    .process_answer(offer, &answer)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|negotiation| {
+                let config = phone_config(&self.config, &negotiation).map_err(|e| e.to_string())?;
+                self.media
+                    .add_phone(self.config.id, config)
+                    .map_err(|e| e.to_string())?;
+                Ok(negotiation)
+            });
+        match negotiation {
+            Ok(negotiation) => {
+                self.phone_remote =
+                    SocketAddr::new(negotiation.remote_address, negotiation.remote_port);
+                self.negotiation = Some(negotiation);
+                self.sip = SipState::Answered;
+                self.next_tick = Some(now);
+                self.conference.set_status(Some("Connected".into()));
+                self.pump_conference(now);
+                self.event(CallEvent::Answered);
+            }
+            Err(reason) => {
+                // An unusable answer: end the call with BYE (RFC 3264 §6 leaves no other way).
+                self.sip = SipState::Answered;
+                self.hang_up(now, &format!("Unusable SDP answer: {reason}"));
+            }
         }
     }
 
@@ -365,6 +520,16 @@ impl Call {
 
     /// Time has reached the last [`CallOutput::Timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Direction::Out {
+            leave_at: Some(at), ..
+        } = &self.direction
+            && *at <= now
+        {
+            self.conference.hang_up();
+            self.pump_conference(now);
+            self.ended("dial-out failed".into());
+            return;
+        }
         self.conference.handle_timeout(now);
         self.pump_conference(now);
         if let Some(tick) = self.next_tick
@@ -393,9 +558,17 @@ impl Call {
         }
         let tick = match self.sip {
             SipState::Answered => self.next_tick,
-            SipState::Ringing | SipState::Ended => None,
+            SipState::Ringing | SipState::Idle | SipState::Calling | SipState::Ended => None,
         };
-        match [self.conference_deadline, tick].into_iter().flatten().min() {
+        let leave = match &self.direction {
+            Direction::Out { leave_at, .. } if !self.ended_reported => *leave_at,
+            Direction::Out { .. } | Direction::In { .. } => None,
+        };
+        match [self.conference_deadline, tick, leave]
+            .into_iter()
+            .flatten()
+            .min()
+        {
             Some(at) => CallOutput::Timeout(at),
             None => CallOutput::Idle,
         }
@@ -427,16 +600,36 @@ impl Call {
     fn on_conference_event(&mut self, now: Instant, event: ConferenceEvent) {
         match event {
             ConferenceEvent::Joined { .. } => self.event(CallEvent::Joined),
-            ConferenceEvent::SessionAccepted => {
-                if self.sip == SipState::Ringing {
+            ConferenceEvent::SessionAccepted => match (&self.direction, self.sip) {
+                (Direction::In { answer_sdp }, SipState::Ringing) => {
                     self.out.push_back(CallOutput::Sip(SipCommand::Answer {
-                        sdp: self.answer_sdp.clone(),
+                        sdp: answer_sdp.clone(),
                     }));
                     self.sip = SipState::Answered;
                     self.next_tick = Some(now);
                     self.event(CallEvent::Answered);
                 }
-            }
+                (
+                    Direction::Out {
+                        request_uri,
+                        headers,
+                        offer,
+                        ..
+                    },
+                    SipState::Idle,
+                ) => {
+                    // Jigasi O5: the bridge leg is accepted at once, the phone is dialled now.
+                    self.out.push_back(CallOutput::Sip(SipCommand::Invite {
+                        request_uri: request_uri.clone(),
+                        headers: headers.clone(),
+                        sdp: offer.sdp.clone(),
+                    }));
+                    self.sip = SipState::Calling;
+                    self.conference.set_status(Some("Calling".into()));
+                    self.pump_conference(now);
+                }
+                (Direction::In { .. } | Direction::Out { .. }, _) => {}
+            },
             ConferenceEvent::MediaConnected => self.event(CallEvent::MediaConnected),
             ConferenceEvent::Audio(packet) => {
                 let bridge_packet = BridgePacket {
@@ -474,7 +667,7 @@ impl Call {
     /// One 20 ms frame each way.
     fn tick(&mut self, now: Instant) {
         self.media.tick(now);
-        let sending = self.negotiation.sending();
+        let sending = self.negotiation.as_ref().is_some_and(Negotiation::sending);
         let Self {
             media,
             conference,
@@ -520,7 +713,11 @@ impl Call {
             });
         match answer {
             Ok(answer) => {
-                if answer.negotiation.codec != self.negotiation.codec {
+                let codec_changed = self
+                    .negotiation
+                    .as_ref()
+                    .is_none_or(|n| n.codec != answer.negotiation.codec);
+                if codec_changed {
                     // Codec change: re-attach the phone with the new codec.
                     let _ = self.media.remove_phone(self.config.id);
                     if let Ok(config) = phone_config(&self.config, &answer.negotiation) {
@@ -533,7 +730,7 @@ impl Call {
                         answer.negotiation.remote_port,
                     );
                 }
-                self.negotiation = answer.negotiation;
+                self.negotiation = Some(answer.negotiation);
                 Ok(answer.sdp)
             }
             Err(status) => Err(status),
@@ -547,8 +744,12 @@ impl Call {
                 status,
                 reason: phrase.to_owned(),
             },
-            SipState::Answered => SipCommand::Hangup { reason },
-            SipState::Ended => return,
+            // Before the answer the SIP adapter sends CANCEL for a hangup.
+            SipState::Answered | SipState::Calling => SipCommand::Hangup { reason },
+            SipState::Idle | SipState::Ended => {
+                self.sip = SipState::Ended;
+                return;
+            }
         };
         self.sip = SipState::Ended;
         self.out.push_back(CallOutput::Sip(command));

@@ -174,6 +174,9 @@ pub struct ConferenceLeg {
     /// Who owns each remote audio SSRC (from `ssrc-info`), to drop them when the owner leaves.
     owners: std::collections::BTreeMap<Ssrc, String>,
     muted: bool,
+    /// The call state shown to the room in presence `<status>` (Jigasi: "Initializing Call",
+    /// "Ringing", "Connected", the SIP reason).
+    status: Option<String>,
     next_id: u64,
     out: VecDeque<ConferenceOutput>,
     /// The media leg's next deadline, taken when its outputs were drained.
@@ -195,6 +198,7 @@ impl ConferenceLeg {
             occupants: Vec::new(),
             owners: std::collections::BTreeMap::new(),
             muted: false,
+            status: None,
             next_id: 0,
             out: VecDeque::new(),
             leg_timeout: None,
@@ -347,6 +351,16 @@ impl ConferenceLeg {
         self.end(EndReason::Local);
     }
 
+    /// Shows the call's state to the room (presence `<status>`), e.g. "Ringing" or the SIP reason
+    /// of a failed dial-out. Published at once when joined, and in the join presence otherwise.
+    pub fn set_status(&mut self, status: Option<String>) {
+        if self.status == status {
+            return;
+        }
+        self.status = status;
+        self.publish_presence();
+    }
+
     /// The XMPP connection is gone.
     pub fn handle_connection_lost(&mut self) {
         self.end(EndReason::ConnectionLost);
@@ -399,6 +413,16 @@ impl ConferenceLeg {
     }
 
     fn join(&mut self, now: Instant) {
+        let element = self.presence_element();
+        self.send(element);
+        self.state = State::ExpectJoin {
+            deadline: now + JOIN_TIMEOUT,
+        };
+    }
+
+    /// Our presence in the room (jitsi-protocols.md §3.2 Example 4): nick, features, initiator
+    /// headers, `audiomuted`, `SourceInfo`, caps, and the call `<status>` when there is one.
+    fn presence_element(&self) -> Element {
         let mut presence = JoinPresence::sip_gateway(self.occupant.clone());
         presence.password = self.config.password.clone();
         presence.nick = self.config.display_name.clone();
@@ -414,10 +438,14 @@ impl ConferenceLeg {
             .collect();
         let mut element = presence.to_element();
         element.append_child(self.disco.caps_element(jigasi_xmpp::disco::JITSI_CAPS_NODE));
-        self.send(element);
-        self.state = State::ExpectJoin {
-            deadline: now + JOIN_TIMEOUT,
-        };
+        if let Some(status) = &self.status {
+            element.append_child(
+                Element::builder("status", ns::JABBER_CLIENT)
+                    .append(status.as_str())
+                    .build(),
+            );
+        }
+        element
     }
 
     fn leave(&mut self) {
@@ -774,10 +802,7 @@ impl ConferenceLeg {
         if !self.is_joined() {
             return;
         }
-        let mut presence = JoinPresence::sip_gateway(self.occupant.clone());
-        presence.nick = self.config.display_name.clone();
-        presence.audio_muted = self.muted;
-        let mut element = presence.to_element();
+        let mut element = self.presence_element();
         // An update is a presence without the MUC `x` join element.
         element.remove_child("x", ns::MUC);
         self.send(element);

@@ -22,6 +22,7 @@
 
 mod call;
 mod conference;
+pub mod rayo;
 
 pub use call::{
     Call, CallConfig, CallError, CallEvent, CallOutput, HangupCause, MediaSocket, ReasonProtocol,

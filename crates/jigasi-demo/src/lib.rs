@@ -9,6 +9,9 @@
 //! Used by the `jigasi-demo` binary (the README's demo command) and by the end-to-end tests of
 //! the `jigasi-rs` crate.
 
+// The harness picks single events out of long event enums.
+#![allow(clippy::wildcard_enum_match_arm)]
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,8 @@ pub const SIP_PASSWORD: &str = "secret";
 pub const XMPP_USER: &str = "jigasi";
 /// Its password.
 pub const XMPP_PASSWORD: &str = "jigasipw";
+/// The conference the demo's calls go to.
+pub const DEMO_ROOM: &str = "demo";
 /// The log line the gateway prints once it is registered and in every brewery.
 pub const READY_LINE: &str = "gateway ready";
 
@@ -85,7 +90,14 @@ impl Deployment {
     /// defaults), and writes the gateway's configuration.
     pub fn start() -> Result<Self, DemoError> {
         let prosody = Prosody::start(ProsodyConfig::default())?;
-        let kamailio = Kamailio::start(KamailioConfig::default())?;
+        // Like a PBX in front of Jigasi, Kamailio tells the gateway which room a call is for.
+        let kamailio = Kamailio::start(KamailioConfig {
+            extra_route: Some(format!(
+                "if ($rU == \"{SIP_USER}\") {{ append_hf(\"Jitsi-Conference-Room: {DEMO_ROOM}@conference.{}\\r\\n\"); }}",
+                prosody.domain()
+            )),
+            ..KamailioConfig::default()
+        })?;
         let dir = tempfile::Builder::new()
             .prefix("jigasi-demo-")
             .tempdir()
@@ -173,7 +185,14 @@ impl Deployment {
              {xmpp}.acc-xmpp-1.SERVER_PORT={c2s_port}\n\
              {xmpp}.acc-xmpp-1.ALLOW_NON_SECURE=true\n\
              {xmpp}.acc-xmpp-1.BREWERY=JigasiBrewery@internal.{auth}\n\
-             {xmpp}.acc-xmpp-1.DOMAIN_BASE={domain}\n",
+             {xmpp}.acc-xmpp-1.DOMAIN_BASE={domain}\n\
+             org.jitsi.jigasi.ALLOWED_JID=JigasiBrewery@internal.{auth}\n\
+             org.jitsi.jigasi.xmpp.acc.IS_SERVER_OVERRIDDEN=true\n\
+             org.jitsi.jigasi.xmpp.acc.SERVER_ADDRESS={c2s_host}\n\
+             org.jitsi.jigasi.xmpp.acc.SERVER_PORT={c2s_port}\n\
+             org.jitsi.jigasi.xmpp.acc.ANONYMOUS_AUTH=true\n\
+             org.jitsi.jigasi.xmpp.acc.ALLOW_NON_SECURE=true\n\
+             org.jitsi.jigasi.xmpp.acc.DOMAIN_BASE={domain}\n",
             sip_port = self.sip_port,
             rest_port = self.rest_port,
             reg_host = kamailio.ip(),
@@ -611,5 +630,153 @@ pub async fn startup_scenario(binary: &Path, echo: bool) -> Result<StartupReport
         log: gateway.log(),
         log_file: std::fs::read_to_string(deployment.log_dir().join("jigasi-rs.log"))
             .unwrap_or_default(),
+    })
+}
+
+/// Starts the Jicofo + JVB stand-in on the deployment's Prosody with the demo conference and one
+/// simulated web participant playing `participant_tone` Hz.
+pub async fn start_standin(
+    deployment: &Deployment,
+    participant_tone: f64,
+) -> Result<jigasi_standin::StandIn, DemoError> {
+    let prosody = &deployment.prosody;
+    let config = jigasi_standin::StandInConfig::new(
+        prosody.c2s_addr(),
+        prosody.component_addr(),
+        prosody.domain(),
+        Secret::new(prosody.component_secret().to_owned()),
+        Secret::new("focuspw".to_owned()),
+    );
+    let standin = jigasi_standin::StandIn::start(config)
+        .await
+        .map_err(|e| DemoError::Expectation(format!("stand-in: {e}")))?;
+    standin
+        .create_conference(DEMO_ROOM)
+        .await
+        .map_err(|e| DemoError::Expectation(format!("stand-in conference: {e}")))?;
+    standin
+        .add_participant(
+            DEMO_ROOM,
+            "web1",
+            jigasi_standin::AudioSource::Tone(participant_tone),
+        )
+        .await
+        .map_err(|e| DemoError::Expectation(format!("stand-in participant: {e}")))?;
+    Ok(standin)
+}
+
+/// The nick (endpoint id) the gateway joined the demo room with, from the stand-in's log.
+pub async fn gateway_nick(
+    standin: &jigasi_standin::StandIn,
+    timeout: Duration,
+) -> Result<String, DemoError> {
+    standin
+        .wait_for(timeout, |event| match event {
+            jigasi_standin::StandInEvent::SessionInitiated { nick, .. } => Some(nick.clone()),
+            _ => None,
+        })
+        .await
+        .ok_or_else(|| DemoError::Expectation("the gateway never got a session-initiate".into()))
+}
+
+/// What [`dial_in_scenario`] measured.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    /// From dialling to the call being established at the phone.
+    pub setup: Duration,
+    /// Dominant frequency the conference heard from the phone.
+    pub conference_heard_hz: Option<f64>,
+    /// Seconds of audio the conference received from the gateway.
+    pub conference_heard_seconds: f64,
+    /// Dominant frequency the phone heard from the conference.
+    pub phone_heard_hz: Option<f64>,
+    /// Seconds of audio the phone recorded from the call.
+    pub phone_heard_seconds: f64,
+    /// The phone's received recording.
+    pub phone_recording: Option<PathBuf>,
+    /// Answer rule violations the stand-in found in the gateway's session-accept.
+    pub violations: usize,
+    /// Everything the gateway logged.
+    pub log: String,
+}
+
+/// A real SIP phone (baresip, registered at Kamailio) calls the gateway's number; Kamailio adds
+/// the room header; the gateway joins the stand-in's conference; the phone plays `phone_tone`
+/// Hz and the web participant `participant_tone` Hz for `talk` and each side's received audio is
+/// measured.
+pub async fn dial_in_scenario(
+    binary: &Path,
+    echo: bool,
+    phone_tone: u32,
+    participant_tone: f64,
+    talk: Duration,
+) -> Result<CallReport, DemoError> {
+    use jigasi_testpeers::{Baresip, BaresipConfig, audio};
+    let deployment = Deployment::start()?;
+    let standin = start_standin(&deployment, participant_tone).await?;
+    let mut gateway = GatewayProcess::spawn(binary, &deployment.gateway_args(), echo)?;
+    gateway.wait_for_line(READY_LINE, Duration::from_secs(20))?;
+
+    let work = tempfile::tempdir().map_err(io("temp dir"))?;
+    let tone = audio::tone_wav(work.path(), 48_000, phone_tone, 30)?;
+    let registrar = deployment.kamailio.addr();
+    let mut phone = Baresip::start(BaresipConfig {
+        record: true,
+        play_wav: Some(tone),
+        codecs: "PCMU".into(),
+        ..BaresipConfig::registering("alice", "alicepw", registrar)
+    })?;
+    phone.wait_registered(Duration::from_secs(5))?;
+    let dialled = Instant::now();
+    phone.dial(&format!("sip:{SIP_USER}@{}", registrar.ip()))?;
+    let established = phone.wait_event("CALL_ESTABLISHED", Duration::from_secs(20));
+    if let Err(error) = established {
+        return Err(DemoError::Expectation(format!(
+            "the call was not established: {error}\nphone log:\n{}\ngateway log:\n{}",
+            phone.log(),
+            gateway.log()
+        )));
+    }
+    let setup = dialled.elapsed();
+    let nick = gateway_nick(&standin, Duration::from_secs(5)).await?;
+    tokio::time::sleep(talk).await;
+    phone.hangup()?;
+    let _ = phone.wait_event("CALL_CLOSED", Duration::from_secs(5));
+
+    let heard = standin
+        .received_audio(DEMO_ROOM, &nick)
+        .await
+        .map_err(|e| DemoError::Expectation(format!("stand-in audio: {e}")))?;
+    let samples: Vec<f32> = heard.iter().map(|&s| f32::from(s) / 32768.0).collect();
+    let conference_heard_hz = audio::dominant_frequency_of(&samples, 48_000);
+    #[allow(clippy::cast_precision_loss)]
+    let conference_heard_seconds = heard.len() as f64 / 48_000.0;
+    let recording = phone.received_recordings().into_iter().next();
+    let (phone_heard_hz, phone_heard_seconds) = match &recording {
+        Some(path) => {
+            let wav = audio::read_wav(path)?;
+            (
+                audio::dominant_frequency_of(&wav.mono(), wav.rate),
+                wav.duration().as_secs_f64(),
+            )
+        }
+        None => (None, 0.0),
+    };
+    let violations = standin
+        .violations(DEMO_ROOM)
+        .await
+        .map_err(|e| DemoError::Expectation(format!("stand-in violations: {e}")))?
+        .len();
+    drop(phone);
+    let _ = gateway.terminate(Duration::from_secs(10));
+    Ok(CallReport {
+        setup,
+        conference_heard_hz,
+        conference_heard_seconds,
+        phone_heard_hz,
+        phone_heard_seconds,
+        phone_recording: recording,
+        violations,
+        log: gateway.log(),
     })
 }

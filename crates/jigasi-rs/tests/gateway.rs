@@ -306,3 +306,38 @@ async fn rest_health_and_graceful_shutdown() {
             .contains("graceful shutdown requested over REST")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_in_call_from_a_real_phone_carries_audio_both_ways() {
+    if !available(&["prosody", "prosodyctl", "kamailio", "baresip", "openssl"]) {
+        return;
+    }
+    let report =
+        jigasi_demo::dial_in_scenario(Path::new(BIN), false, 440, 1000.0, Duration::from_secs(4))
+            .await
+            .unwrap();
+    let log = &report.log;
+    assert_eq!(
+        report.violations, 0,
+        "the stand-in rejected our session-accept:\n{log}"
+    );
+    assert!(
+        report.setup < Duration::from_secs(5),
+        "setup {:?}",
+        report.setup
+    );
+    let up = report.conference_heard_hz.unwrap_or(0.0);
+    assert!(
+        (up - 440.0).abs() < 15.0,
+        "conference heard {up} Hz ({:.1} s)\n{log}",
+        report.conference_heard_seconds
+    );
+    assert!(report.conference_heard_seconds > 2.0, "{report:?}");
+    let down = report.phone_heard_hz.unwrap_or(0.0);
+    assert!(
+        (down - 1000.0).abs() < 15.0,
+        "phone heard {down} Hz ({:.1} s)\n{log}",
+        report.phone_heard_seconds
+    );
+    assert!(report.phone_heard_seconds > 2.0, "{report:?}");
+}

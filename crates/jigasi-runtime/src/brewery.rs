@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use jigasi_call::rayo::{DialOutRequest, DialRefusal, accept_dial, dial_failed, dial_result};
 use jigasi_config::{BreweryAccount, Config};
 use jigasi_types::Pii;
 use jigasi_xmpp::brewery::Stats;
@@ -13,7 +14,7 @@ use jigasi_xmpp::stanza::iq_error;
 use jigasi_xmpp::{Auth, ClientConfig, TlsPolicy};
 use jigasi_xmpp_io::{ConnectOptions, Incoming, XmppEvents, XmppHandle, connect_client};
 use rand::Rng;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -68,6 +69,19 @@ pub(crate) struct BreweryTask {
     stats: watch::Receiver<Stats>,
     state: watch::Sender<BreweryState>,
     cancel: CancellationToken,
+    /// `ALLOWED_JID`: the only sender of dial requests (normally the brewery room).
+    allowed_jid: Option<String>,
+    /// Accepted dial requests go to the runtime.
+    dials: mpsc::Sender<DialMessage>,
+    /// `MUC_JOIN_TIMEOUT`: how long the `<ref>` may take.
+    muc_join_timeout: Duration,
+}
+
+/// A dial request for the runtime, with where to send the occupant JID (or why it failed).
+#[derive(Debug)]
+pub(crate) struct DialMessage {
+    pub(crate) request: DialOutRequest,
+    pub(crate) reply: oneshot::Sender<Result<String, String>>,
 }
 
 impl BreweryTask {
@@ -76,6 +90,7 @@ impl BreweryTask {
         config: &Config,
         stats: watch::Receiver<Stats>,
         cancel: CancellationToken,
+        dials: mpsc::Sender<DialMessage>,
     ) -> Result<(Self, watch::Receiver<BreweryState>), RuntimeError> {
         let (username, domain) =
             account
@@ -119,6 +134,9 @@ impl BreweryTask {
                 stats,
                 state: state_tx,
                 cancel,
+                allowed_jid: config.jigasi.allowed_jid.clone(),
+                dials,
+                muc_join_timeout: config.jigasi.muc_join_timeout,
             },
             state_rx,
         ))
@@ -236,14 +254,48 @@ impl BreweryTask {
                             rejoin_at = Some(tokio::time::Instant::now() + REJOIN_DELAY);
                         }
                         Some(BreweryEvent::RayoRequest(request)) => {
-                            // Dial-out is not implemented yet: say so instead of staying silent,
-                            // so Jicofo reports the failure at once.
-                            send_all(&handle, vec![iq_error(&request, "cancel", "feature-not-implemented")]).await;
+                            self.on_dial(&handle, request).await;
                         }
                     }
                 }
             }
         }
+    }
+
+    /// A Rayo `dial` from Jicofo: checked here, started by the runtime, answered with the `<ref>`
+    /// once the call's participant is in the room (or an error after `MUC_JOIN_TIMEOUT`).
+    async fn on_dial(&self, handle: &XmppHandle, iq: Element) {
+        let request = match accept_dial(&iq, self.allowed_jid.as_deref()) {
+            Ok(request) => request,
+            Err(DialRefusal::Error { reply, condition }) => {
+                warn!(account = %self.id, condition, "dial request refused");
+                send_all(handle, vec![*reply]).await;
+                return;
+            }
+            Err(DialRefusal::NotAcceptable { reply }) => {
+                send_all(handle, vec![*reply]).await;
+                return;
+            }
+        };
+        let (reply, joined) = oneshot::channel();
+        let sent = self.dials.send(DialMessage { request, reply }).await;
+        if sent.is_err() {
+            send_all(handle, vec![iq_error(&iq, "cancel", "service-unavailable")]).await;
+            return;
+        }
+        let handle = handle.clone();
+        let timeout = self.muc_join_timeout;
+        tokio::spawn(async move {
+            let answer = match tokio::time::timeout(timeout, joined).await {
+                Ok(Ok(Ok(occupant))) => dial_result(&iq, &occupant),
+                Ok(Ok(Err(reason))) => {
+                    warn!(%reason, "dial-out failed before joining");
+                    dial_failed(&iq)
+                }
+                Ok(Err(_)) | Err(_) => dial_failed(&iq),
+            };
+            let _ = handle.send(answer).await;
+        });
     }
 
     /// Publishes the final stats (graceful shutdown), leaves the room and closes the stream.

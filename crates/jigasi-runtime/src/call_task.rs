@@ -12,15 +12,17 @@ use jigasi_call::{
     ReasonProtocol, SipCommand, SipInput,
 };
 use jigasi_config::Config;
-use jigasi_sip::{CallControl, HangupReason, IncomingCall};
-use jigasi_sip_core::room::{DialInConfig, HeaderNames, dial_in_target};
+use jigasi_sip::{CallControl, DialRequest, Dialer, HangupReason, IncomingCall};
+use jigasi_sip_core::room::{
+    DialInConfig, HeaderNames, dial_in_target, dial_out_headers, dial_out_request_uri,
+};
 use jigasi_sip_core::sdp::CodecPreference;
 use jigasi_types::{CallId, Pii, Ssrc};
 use jigasi_xmpp::{Auth, ClientConfig, TlsPolicy};
 use jigasi_xmpp_io::{ConnectOptions, Incoming, XmppEvents, XmppHandle, connect_client};
 use rand::{Rng, SeedableRng};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -54,7 +56,7 @@ pub(crate) async fn run_dial_in(
     let span = info_span!("call", id = id.get(), caller = %Pii(&incoming.from.uri));
     async move {
         let control = incoming.control.clone();
-        match DialIn::start(id, incoming, &context).await {
+        match CallRunner::start_dial_in(id, incoming, &context).await {
             Ok(call) => call.run(cancel).await,
             Err((status, reason)) => {
                 warn!(status, %reason, "rejecting the call");
@@ -75,11 +77,55 @@ pub(crate) async fn run_dial_in(
     .await;
 }
 
-struct DialIn {
+/// Runs one dial-out call (a Rayo `dial`) to its end. `joined` receives the conference occupant
+/// JID once the participant is in the room (the Rayo `<ref>`); it is dropped when the call ends.
+pub(crate) async fn run_dial_out(
+    id: CallId,
+    dial: DialOut,
+    dialer: Dialer,
+    context: Arc<CallContext>,
+    cancel: CancellationToken,
+    joined: watch::Sender<Option<String>>,
+) {
+    let span = info_span!("call", id = id.get(), callee = %Pii(&dial.destination));
+    async move {
+        match CallRunner::start_dial_out(id, dial, dialer, &context).await {
+            Ok(mut call) => {
+                call.joined = Some(joined);
+                call.run(cancel).await;
+            }
+            Err((status, reason)) => warn!(status, %reason, "dial-out failed to start"),
+        }
+        let _ = context.registry.send(RegistryEvent::Ended(id)).await;
+    }
+    .instrument(span)
+    .await;
+}
+
+/// A Rayo `dial` accepted from the brewery (jigasi-behaviour.md §1.4).
+#[derive(Debug, Clone)]
+pub(crate) struct DialOut {
+    /// The number or URI to call (`to`).
+    pub(crate) destination: String,
+    /// `JvbRoomName`.
+    pub(crate) room: String,
+    /// `JvbRoomPassword`.
+    pub(crate) password: Option<String>,
+    /// Every other dial header, forwarded to the INVITE and shown in `<initiator>`.
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+/// The task state of one call, either direction.
+struct CallRunner {
     id: CallId,
     call: Call,
-    control: CallControl,
-    sip_events: mpsc::Receiver<jigasi_sip::CallEvent>,
+    /// The SIP dialog once there is one (dial-out: after the INVITE).
+    control: Option<CallControl>,
+    sip_events: Option<mpsc::Receiver<jigasi_sip::CallEvent>>,
+    /// Dial-out: places the INVITE when the call asks for it.
+    dialer: Option<Dialer>,
+    /// Dial-out: tells the Rayo requester where we joined.
+    joined: Option<watch::Sender<Option<String>>>,
     xmpp: XmppHandle,
     xmpp_events: XmppEvents,
     phone_socket: UdpSocket,
@@ -87,9 +133,9 @@ struct DialIn {
     registry: mpsc::Sender<RegistryEvent>,
 }
 
-impl DialIn {
+impl CallRunner {
     /// Room from the headers, SDP negotiated, sockets bound, XMPP connected.
-    async fn start(
+    async fn start_dial_in(
         id: CallId,
         incoming: IncomingCall,
         context: &CallContext,
@@ -101,73 +147,95 @@ impl DialIn {
             // Late offer (offer in the ACK) is not supported yet.
             return Err((488, "INVITE without SDP offer".into()));
         };
-        let xmpp_server = &config.call_xmpp.server;
-        let media_ip = media_ip(config, incoming.remote_addr, xmpp_server).await;
-        let range = config.media.port_range.clone();
-        let phone_socket = bind_media_socket(&range, media_ip).await?;
-        let bridge_socket = bind_media_socket(&range, media_ip).await?;
-        let phone_rtp = local_addr(&phone_socket, media_ip)?;
-        let bridge_addr = local_addr(&bridge_socket, media_ip)?;
-
-        let domain = target
-            .domain_base
+        let display_name = incoming
+            .from
+            .display_name
             .clone()
-            .or_else(|| config.call_xmpp.domain_base.clone())
-            .ok_or((
-                500,
-                "no XMPP domain configured (DOMAIN_BASE or --domain)".to_owned(),
-            ))?;
-        let room = BareJid::new(&target.room_jid)
-            .map_err(|e| (486, format!("bad room {}: {e}", target.room_jid)))?;
-        let mut rng = rand::rngs::StdRng::from_os_rng();
-        let nick = format!("{:08x}", rng.random::<u32>());
-        let conference = ConferenceConfig {
-            room,
-            nick: nick.clone(),
-            password: target.password.clone(),
-            focus_component: config
-                .jigasi
-                .focus_address
-                .clone()
-                .unwrap_or_else(|| format!("{}.{domain}", config.jigasi.focus_resource)),
-            focus_nick: config.jigasi.focus_resource.clone(),
-            display_name: Some(
-                incoming
-                    .from
-                    .display_name
-                    .clone()
-                    .unwrap_or_else(|| user_part(&incoming.from.uri)),
-            ),
-            region: config.jigasi.local_region.clone(),
-            version: Some(crate::VERSION.to_owned()),
-            stats_id: config.jigasi.stats_id.clone(),
-            initiator_headers: Vec::new(),
-            machine_uid: format!("jigasi-rs-{nick}"),
-            invite_timeout: config.jigasi.jvb_invite_timeout,
-            media_addrs: vec![bridge_addr],
-            ssrc: Ssrc::new(rng.random()),
-            msid_uuid: uuid(&mut rng),
-        };
-        let call_config = CallConfig {
+            .unwrap_or_else(|| user_part(&incoming.from.uri));
+        let Prepared {
+            call_config,
+            phone_socket,
+            bridge_socket,
+            domain,
+        } = prepare(
             id,
-            conference,
-            phone_rtp,
-            codecs: codec_preferences(config),
-            phone_ssrc: Ssrc::new(rng.random()),
-            sdp_session_id: rng.random::<u32>().into(),
-            first_sequence: rng.random::<u16>() & 0x7fff,
-            first_timestamp: rng.random(),
-        };
+            config,
+            incoming.remote_addr,
+            &target.room_jid,
+            target.domain_base.clone(),
+            target.password.clone(),
+            display_name,
+            Vec::new(),
+        )
+        .await?;
         let call =
             Call::dial_in(call_config, offer).map_err(|e| (e.sip_status(), e.to_string()))?;
-        info!(room = %Pii(&target.room_jid), %nick, %phone_rtp, %bridge_addr, "dial-in call");
+        info!(room = %Pii(&target.room_jid), "dial-in call");
 
         let (xmpp, xmpp_events) = connect_call_xmpp(config, &domain).await?;
         Ok(Self {
             id,
             call,
-            control: incoming.control,
-            sip_events: incoming.events,
+            control: Some(incoming.control),
+            sip_events: Some(incoming.events),
+            dialer: None,
+            joined: None,
+            xmpp,
+            xmpp_events,
+            phone_socket,
+            bridge_socket,
+            registry: context.registry.clone(),
+        })
+    }
+
+    /// Joins the room first; the INVITE goes out when the focus's offer is accepted.
+    async fn start_dial_out(
+        id: CallId,
+        dial: DialOut,
+        dialer: Dialer,
+        context: &CallContext,
+    ) -> Result<Self, (u16, String)> {
+        let config = &context.config;
+        let account = config.sip.as_ref();
+        let registrar_domain = account.map(|a| a.domain.as_str()).filter(|d| !d.is_empty());
+        let prefix = account.map_or("", |a| a.outbound_prefix.as_str());
+        let uri = dial_out_request_uri(&dial.destination, prefix, registrar_domain)
+            .map_err(|e| (400, e.to_string()))?;
+        let room_header = account.map_or("Jitsi-Conference-Room", |a| a.headers.room.as_str());
+        let headers = dial_out_headers(room_header, &dial.room, &dial.headers)
+            .map_err(|e| (400, e.to_string()))?;
+        // `room@conference.meet.example.com` → `meet.example.com`.
+        let domain_base = dial
+            .room
+            .split_once('@')
+            .and_then(|(_, muc)| muc.split_once('.').map(|(_, domain)| domain.to_owned()));
+        let Prepared {
+            call_config,
+            phone_socket,
+            bridge_socket,
+            domain,
+        } = prepare(
+            id,
+            config,
+            None,
+            &dial.room,
+            config.call_xmpp.domain_base.clone().or(domain_base),
+            dial.password.clone(),
+            dial.destination.clone(),
+            dial.headers.clone(),
+        )
+        .await?;
+        let call = Call::dial_out(call_config, uri.uri, headers)
+            .map_err(|e| (e.sip_status(), e.to_string()))?;
+        info!(room = %Pii(&dial.room), "dial-out call");
+        let (xmpp, xmpp_events) = connect_call_xmpp(config, &domain).await?;
+        Ok(Self {
+            id,
+            call,
+            control: None,
+            sip_events: None,
+            dialer: Some(dialer),
+            joined: None,
             xmpp,
             xmpp_events,
             phone_socket,
@@ -203,7 +271,7 @@ impl DialIn {
                 () = cancel.cancelled() => {
                     self.call.hang_up(Instant::now().into_std(), "Gateway shutting down");
                 }
-                event = self.sip_events.recv(), if sip_open => {
+                event = recv_sip(&mut self.sip_events), if sip_open => {
                     let now = Instant::now().into_std();
                     match event {
                         Some(event) => self.on_sip_event(now, event).await,
@@ -275,6 +343,9 @@ impl DialIn {
                 CallOutput::Event(event) => match event {
                     CallEvent::Joined => {
                         info!("joined the conference");
+                        if let Some(joined) = &self.joined {
+                            joined.send_replace(Some(self.call.occupant()));
+                        }
                         let _ = self.registry.send(RegistryEvent::Joined(self.id)).await;
                     }
                     CallEvent::Answered => info!("answered the phone"),
@@ -295,9 +366,18 @@ impl DialIn {
             Sip::RemoteHangup { reason } => {
                 self.call.handle_sip(now, SipInput::RemoteHangup { reason });
             }
-            Sip::Terminated { .. } | Sip::Failed { .. } => {
-                self.call.handle_sip(now, SipInput::Terminated);
+            Sip::Terminated { .. } => self.call.handle_sip(now, SipInput::Terminated),
+            Sip::Failed { status, reason } => {
+                self.call
+                    .handle_sip(now, SipInput::Failed { status, reason });
             }
+            Sip::Provisional { status, .. } => {
+                self.call.handle_sip(now, SipInput::Provisional { status });
+            }
+            Sip::Answered { sdp } => match sdp {
+                Some(sdp) => self.call.handle_sip(now, SipInput::Answered { sdp }),
+                None => self.call.hang_up(now, "Answer without SDP"),
+            },
             Sip::ReInvite {
                 offer, responder, ..
             } => {
@@ -313,15 +393,27 @@ impl DialIn {
             Sip::Info { content_type, .. } => {
                 info!(?content_type, "INFO from the phone (not used yet)");
             }
-            Sip::Provisional { .. } | Sip::Answered { .. } => {}
         }
     }
 
     async fn on_sip_command(&mut self, command: SipCommand) {
+        if let SipCommand::Invite {
+            request_uri,
+            headers,
+            sdp,
+        } = command
+        {
+            self.dial(request_uri, headers, sdp).await;
+            return;
+        }
+        let Some(control) = &self.control else {
+            warn!(?command, "no SIP dialog for this command");
+            return;
+        };
         let result = match command {
-            SipCommand::Answer { sdp } => self.control.answer(sdp.into_bytes()).await,
+            SipCommand::Answer { sdp } => control.answer(sdp.into_bytes()).await,
             SipCommand::Reject { status, reason } => {
-                self.control
+                control
                     .reject(
                         status,
                         HangupReason::Sip {
@@ -331,11 +423,129 @@ impl DialIn {
                     )
                     .await
             }
-            SipCommand::Hangup { reason } => self.control.hangup(hangup_reason(&reason)).await,
+            SipCommand::Hangup { reason } => control.hangup(hangup_reason(&reason)).await,
+            SipCommand::Invite { .. } => Ok(()),
         };
         if let Err(error) = result {
             warn!(%error, "SIP command failed");
         }
+    }
+
+    /// Dial-out: the conference accepted us, now call the phone.
+    async fn dial(&mut self, request_uri: String, headers: Vec<(String, String)>, sdp: String) {
+        let Some(dialer) = &self.dialer else {
+            return;
+        };
+        let request = DialRequest {
+            request_uri,
+            from: None,
+            display_name: None,
+            headers,
+            offer: sdp.into_bytes(),
+        };
+        match dialer.dial(request).await {
+            Ok(outgoing) => {
+                self.control = Some(outgoing.control);
+                self.sip_events = Some(outgoing.events);
+            }
+            Err(error) => {
+                warn!(%error, "could not place the INVITE");
+                self.call.handle_sip(
+                    Instant::now().into_std(),
+                    SipInput::Failed {
+                        status: 500,
+                        reason: error.to_string(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// What both directions need before the call starts.
+struct Prepared {
+    call_config: CallConfig,
+    phone_socket: UdpSocket,
+    bridge_socket: UdpSocket,
+    /// The XMPP domain for the per-call connection.
+    domain: String,
+}
+
+/// Binds the call's two sockets and builds its configuration (random nick, SSRCs, ids).
+#[allow(clippy::too_many_arguments)]
+async fn prepare(
+    id: CallId,
+    config: &Config,
+    toward: Option<SocketAddr>,
+    room_jid: &str,
+    domain_base: Option<String>,
+    password: Option<String>,
+    display_name: String,
+    initiator_headers: Vec<(String, String)>,
+) -> Result<Prepared, (u16, String)> {
+    let media_ip = media_ip(config, toward, &config.call_xmpp.server).await;
+    let range = config.media.port_range.clone();
+    let phone_socket = bind_media_socket(&range, media_ip).await?;
+    let bridge_socket = bind_media_socket(&range, media_ip).await?;
+    let phone_rtp = local_addr(&phone_socket, media_ip)?;
+    let bridge_addr = local_addr(&bridge_socket, media_ip)?;
+    let domain = domain_base
+        .or_else(|| config.call_xmpp.domain_base.clone())
+        .ok_or((
+            500,
+            "no XMPP domain configured (DOMAIN_BASE or --domain)".to_owned(),
+        ))?;
+    let room = BareJid::new(room_jid).map_err(|e| (486, format!("bad room {room_jid}: {e}")))?;
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    let nick = format!("{:08x}", rng.random::<u32>());
+    let conference = ConferenceConfig {
+        room,
+        nick: nick.clone(),
+        password,
+        focus_component: config
+            .jigasi
+            .focus_address
+            .clone()
+            .unwrap_or_else(|| format!("{}.{domain}", config.jigasi.focus_resource)),
+        focus_nick: config.jigasi.focus_resource.clone(),
+        display_name: Some(display_name),
+        region: config.jigasi.local_region.clone(),
+        version: Some(crate::VERSION.to_owned()),
+        stats_id: config.jigasi.stats_id.clone(),
+        initiator_headers,
+        machine_uid: format!("jigasi-rs-{nick}"),
+        invite_timeout: config.jigasi.jvb_invite_timeout,
+        media_addrs: vec![bridge_addr],
+        ssrc: Ssrc::new(rng.random()),
+        msid_uuid: uuid(&mut rng),
+    };
+    let call_config = CallConfig {
+        id,
+        conference,
+        phone_rtp,
+        codecs: codec_preferences(config),
+        phone_ssrc: Ssrc::new(rng.random()),
+        sdp_session_id: rng.random::<u32>().into(),
+        first_sequence: rng.random::<u16>() & 0x7fff,
+        first_timestamp: rng.random(),
+    };
+    info!(%nick, %phone_rtp, %bridge_addr, "call media and nick");
+    Ok(Prepared {
+        call_config,
+        phone_socket,
+        bridge_socket,
+        domain,
+    })
+}
+
+/// The next event of the call's SIP dialog, or never while there is none (dial-out before the
+/// INVITE).
+async fn recv_sip(
+    events: &mut Option<mpsc::Receiver<jigasi_sip::CallEvent>>,
+) -> Option<jigasi_sip::CallEvent> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -16,6 +16,9 @@ use std::time::Duration;
 use jigasi_api::{ApiState, Health, StatsSnapshot};
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
+use brewery::DialMessage;
 use call_task::{CallContext, RegistryEvent};
 use jigasi_config::Config;
 use jigasi_sip::{RegistrationState, SipEndpoint};
@@ -72,11 +75,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     let (stats_tx, stats_rx) = watch::channel(initial_stats(&config));
     // Not a child of `shutdown`: the breweries must publish `graceful_shutdown` before leaving.
     let brewery_cancel = CancellationToken::new();
+    let (dials_tx, mut dials_rx) = mpsc::channel::<DialMessage>(64);
     let mut brewery_tasks = JoinSet::new();
     let mut brewery_states = Vec::new();
     for account in &config.breweries {
-        let (task, state) =
-            brewery::BreweryTask::new(account, &config, stats_rx.clone(), brewery_cancel.clone())?;
+        let (task, state) = brewery::BreweryTask::new(
+            account,
+            &config,
+            stats_rx.clone(),
+            brewery_cancel.clone(),
+            dials_tx.clone(),
+        )?;
         brewery_states.push((account.id.clone(), state));
         brewery_tasks.spawn(task.run());
     }
@@ -98,6 +107,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     ));
     let mut call_tasks = JoinSet::new();
     let mut incoming = sip.as_mut().and_then(SipEndpoint::incoming_calls);
+    let dialer = sip.as_ref().map(SipEndpoint::dialer);
+    // Dial-outs in progress by (room, destination): a retried Rayo dial for the same call is
+    // answered with the same `<ref>` instead of a second call (Jigasi can double-dial).
+    let mut dial_outs: BTreeMap<(String, String), watch::Receiver<Option<String>>> =
+        BTreeMap::new();
 
     let status_rx = watch_status(sip.as_ref(), brewery_states, shutdown.clone());
     tokio::spawn(log_readiness(status_rx.clone(), shutdown.clone()));
@@ -141,6 +155,40 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
                 }
                 None => incoming = None,
             },
+            Some(dial) = dials_rx.recv() => {
+                // Forget dial-outs whose call is over.
+                dial_outs.retain(|_, joined| joined.has_changed().is_ok());
+                let DialMessage { request, reply } = dial;
+                let key = (request.room.to_ascii_lowercase(), request.destination.clone());
+                let joined = match (dial_outs.get(&key), &dialer) {
+                    (Some(joined), _) => joined.clone(),
+                    (None, Some(dialer)) => {
+                        next_call += 1;
+                        let id = CallId::new(next_call);
+                        let (joined_tx, joined_rx) = watch::channel(None);
+                        call_tasks.spawn(call_task::run_dial_out(
+                            id,
+                            call_task::DialOut {
+                                destination: request.destination,
+                                room: request.room,
+                                password: request.password,
+                                headers: request.headers,
+                            },
+                            dialer.clone(),
+                            context.clone(),
+                            calls_cancel.child_token(),
+                            joined_tx,
+                        ));
+                        dial_outs.insert(key, joined_rx.clone());
+                        joined_rx
+                    }
+                    (None, None) => {
+                        let _ = reply.send(Err("SIP is disabled".into()));
+                        continue;
+                    }
+                };
+                tokio::spawn(answer_when_joined(joined, reply));
+            }
             Some(_) = call_tasks.join_next(), if !call_tasks.is_empty() => {}
         }
     }
@@ -175,6 +223,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     }
     info!("stopped");
     Ok(())
+}
+
+/// Sends the occupant JID to a dial requester once the call joined, or an error if the call
+/// ended first.
+async fn answer_when_joined(
+    mut joined: watch::Receiver<Option<String>>,
+    reply: tokio::sync::oneshot::Sender<Result<String, String>>,
+) {
+    let result = joined
+        .wait_for(Option::is_some)
+        .await
+        .map(|occupant| occupant.clone().unwrap_or_default())
+        .map_err(|_| "the call ended before joining".to_owned());
+    let _ = reply.send(result);
 }
 
 /// Keeps the statistics from the calls' reports: `conferences` (calls in a room), and Jigasi's

@@ -224,16 +224,17 @@ impl SipEndpoint {
     /// sends everything through its SIP server), otherwise to the Request-URI's host. A digest
     /// challenge (401/407) is answered once with the account's credentials.
     pub async fn dial(&self, request: DialRequest) -> Result<OutgoingCall, DialError> {
-        let prepared = self.prepare_dial(request).await?;
-        let (reply, rx) = oneshot::channel();
-        self.sip_task
-            .send(SipTaskMsg::Dial {
-                request: Box::new(prepared),
-                reply,
-            })
-            .await
-            .map_err(|_| DialError::Stopped)?;
-        rx.await.map_err(|_| DialError::Stopped)?
+        self.dialer().dial(request).await
+    }
+
+    /// A cloneable handle that places calls (for call tasks that dial out).
+    pub fn dialer(&self) -> Dialer {
+        Dialer {
+            sip_task: self.sip_task.clone(),
+            account: self.account.clone(),
+            outbound_proxy: self.outbound_proxy.clone(),
+            local_addr: self.local_addr,
+        }
     }
 
     /// The address the UDP and TCP listeners are bound to.
@@ -261,6 +262,52 @@ impl SipEndpoint {
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
+    }
+}
+
+impl Transport {
+    pub(crate) fn from_stack(transport: rsipstack::sip::Transport) -> Self {
+        match transport {
+            rsipstack::sip::Transport::Tcp => Transport::Tcp,
+            rsipstack::sip::Transport::Tls | rsipstack::sip::Transport::Wss => Transport::Tls,
+            rsipstack::sip::Transport::Udp
+            | rsipstack::sip::Transport::Sctp
+            | rsipstack::sip::Transport::TlsSctp
+            | rsipstack::sip::Transport::Ws => Transport::Udp,
+        }
+    }
+
+    pub(crate) fn to_stack(self) -> rsipstack::sip::Transport {
+        match self {
+            Transport::Udp => rsipstack::sip::Transport::Udp,
+            Transport::Tcp => rsipstack::sip::Transport::Tcp,
+            Transport::Tls => rsipstack::sip::Transport::Tls,
+        }
+    }
+}
+
+/// Places calls through a [`SipEndpoint`]; cheap to clone, usable from any task.
+#[derive(Debug, Clone)]
+pub struct Dialer {
+    sip_task: mpsc::Sender<SipTaskMsg>,
+    account: Option<AccountOptions>,
+    outbound_proxy: Option<Registrar>,
+    local_addr: SocketAddr,
+}
+
+impl Dialer {
+    /// Places a call; see [`SipEndpoint::dial`].
+    pub async fn dial(&self, request: DialRequest) -> Result<OutgoingCall, DialError> {
+        let prepared = self.prepare_dial(request).await?;
+        let (reply, rx) = oneshot::channel();
+        self.sip_task
+            .send(SipTaskMsg::Dial {
+                request: Box::new(prepared),
+                reply,
+            })
+            .await
+            .map_err(|_| DialError::Stopped)?;
+        rx.await.map_err(|_| DialError::Stopped)?
     }
 
     async fn prepare_dial(&self, request: DialRequest) -> Result<PreparedDial, DialError> {
@@ -303,27 +350,6 @@ impl SipEndpoint {
             transport,
             destination,
         })
-    }
-}
-
-impl Transport {
-    pub(crate) fn from_stack(transport: rsipstack::sip::Transport) -> Self {
-        match transport {
-            rsipstack::sip::Transport::Tcp => Transport::Tcp,
-            rsipstack::sip::Transport::Tls | rsipstack::sip::Transport::Wss => Transport::Tls,
-            rsipstack::sip::Transport::Udp
-            | rsipstack::sip::Transport::Sctp
-            | rsipstack::sip::Transport::TlsSctp
-            | rsipstack::sip::Transport::Ws => Transport::Udp,
-        }
-    }
-
-    pub(crate) fn to_stack(self) -> rsipstack::sip::Transport {
-        match self {
-            Transport::Udp => rsipstack::sip::Transport::Udp,
-            Transport::Tcp => rsipstack::sip::Transport::Tcp,
-            Transport::Tls => rsipstack::sip::Transport::Tls,
-        }
     }
 }
 

@@ -28,6 +28,8 @@ pub use call::{
     CallControl, CallError, CallEvent, DialRequest, HangupReason, IncomingCall, ModifyMethod,
     NameAddr, OfferResponder, OutgoingCall, SipCallId, Termination,
 };
-pub use endpoint::{AccountOptions, Registrar, SipEndpoint, SipOptions, StackTimers, Transport};
+pub use endpoint::{
+    AccountOptions, Dialer, Registrar, SipEndpoint, SipOptions, StackTimers, Transport,
+};
 pub use error::{DialError, SipError};
 pub use jigasi_sip_core::{RegistrationConfig, RegistrationState};

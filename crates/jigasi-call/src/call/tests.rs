@@ -133,6 +133,7 @@ struct World {
     jitter: Duration,
     delayed: Vec<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
     counter: usize,
+    dial_out: bool,
 }
 
 impl World {
@@ -160,7 +161,23 @@ impl World {
             jitter: Duration::ZERO,
             delayed: Vec::new(),
             counter: 0,
+            dial_out: false,
         }
+    }
+
+    fn new_dial_out() -> Self {
+        let mut world = Self::new();
+        world.call = Call::dial_out(
+            config(),
+            "sip:+15551234@192.0.2.10".into(),
+            vec![
+                ("Jitsi-Conference-Room".into(), ROOM.into()),
+                ("JigasiCallDirection".into(), "out".into()),
+            ],
+        )
+        .unwrap();
+        world.dial_out = true;
+        world
     }
 
     fn drain_call(&mut self) {
@@ -355,11 +372,19 @@ impl World {
         self.bridge
             .add_receive_ssrc(Ssrc::new(0x0bad_cafe))
             .unwrap();
-        assert!(
-            matches!(self.sip.as_slice(), [SipCommand::Answer { .. }]),
-            "200 OK only after the offer was accepted: {:?}",
-            self.sip
-        );
+        if self.dial_out {
+            assert!(
+                matches!(self.sip.as_slice(), [SipCommand::Invite { .. }]),
+                "the INVITE goes out once the offer was accepted: {:?}",
+                self.sip
+            );
+        } else {
+            assert!(
+                matches!(self.sip.as_slice(), [SipCommand::Answer { .. }]),
+                "200 OK only after the offer was accepted: {:?}",
+                self.sip
+            );
+        }
         for _ in 0..400 {
             self.step(Duration::from_millis(5));
             if self.events.contains(&CallEvent::MediaConnected) && self.bridge.is_connected() {
@@ -617,5 +642,116 @@ m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
         world.to_phone.is_empty(),
         "sent {} packets to a phone on hold",
         world.to_phone.len()
+    );
+}
+
+const PCMU_ANSWER: &str = "v=0\r\no=phone 2 2 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\n\
+t=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+a=sendrecv\r\n";
+
+fn statuses(world: &World) -> Vec<String> {
+    world
+        .xmpp
+        .iter()
+        .filter(|s| s.name() == "presence")
+        .filter_map(|s| s.get_child("status", "jabber:client").map(Element::text))
+        .collect()
+}
+
+#[test]
+fn dial_out_joins_first_then_invites_and_bridges_audio() {
+    let mut world = World::new_dial_out();
+    world.join_and_invite(&[1001]);
+    match world.sip.as_slice() {
+        [
+            SipCommand::Invite {
+                request_uri,
+                headers,
+                sdp,
+            },
+        ] => {
+            assert_eq!(request_uri, "sip:+15551234@192.0.2.10");
+            assert_eq!(
+                headers[0],
+                ("Jitsi-Conference-Room".to_owned(), ROOM.to_owned())
+            );
+            assert!(sdp.contains("m=audio 30000 RTP/AVP"), "{sdp}");
+        }
+        other => panic!("{other:?}"),
+    }
+    world
+        .call
+        .handle_sip(world.now, SipInput::Provisional { status: 180 });
+    world.call.handle_sip(
+        world.now,
+        SipInput::Answered {
+            sdp: PCMU_ANSWER.as_bytes().to_vec(),
+        },
+    );
+    world.drain_call();
+    assert!(world.events.contains(&CallEvent::Answered));
+    let shown = statuses(&world);
+    assert!(
+        shown.ends_with(&[
+            "Calling".to_owned(),
+            "Ringing".to_owned(),
+            "Connected".to_owned()
+        ]),
+        "{shown:?}"
+    );
+    talk(&mut world, 3, 440.0, &[(1001, 1000.0)]);
+    let up = bridge_heard(&world, 25);
+    let down = phone_heard(&world, 25);
+    assert!(windowed_share(&up, 48_000, 440.0) > 0.9);
+    assert!(windowed_share(&down, 8000, 1000.0) > 0.9);
+}
+
+#[test]
+fn busy_dial_out_shows_busy_then_leaves() {
+    let mut world = World::new_dial_out();
+    world.join_and_invite(&[1001]);
+    world.call.handle_sip(
+        world.now,
+        SipInput::Failed {
+            status: 486,
+            reason: "Busy Here".into(),
+        },
+    );
+    world.drain_call();
+    assert_eq!(statuses(&world).last().map(String::as_str), Some("Busy"));
+    assert!(
+        !world.call.is_ended(),
+        "the reason stays visible for a while"
+    );
+    let leave_at = world.now + Duration::from_secs(5);
+    world.call.handle_timeout(leave_at);
+    world.drain_call();
+    assert!(world.call.is_ended());
+    assert!(
+        world
+            .xmpp
+            .iter()
+            .any(|s| s.attr("type") == Some("unavailable"))
+    );
+}
+
+#[test]
+fn conference_ending_before_the_answer_cancels_the_invite() {
+    let mut world = World::new_dial_out();
+    world.join_and_invite(&[1001]);
+    world.sip.clear();
+    world.call.handle_xmpp_stanza(
+        world.now,
+        &parse(&format!(
+            "<presence xmlns='jabber:client' from='{ROOM}/d3adb33f' type='unavailable'>\
+             <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='none'/>\
+             <destroy/><status code='110'/></x></presence>"
+        )),
+    );
+    world.drain_call();
+    assert!(
+        matches!(world.sip.as_slice(), [SipCommand::Hangup { .. }]),
+        "{:?}",
+        world.sip
     );
 }
