@@ -740,13 +740,107 @@ pub async fn dial_in_scenario(
     let setup = dialled.elapsed();
     let nick = gateway_nick(&standin, Duration::from_secs(5)).await?;
     tokio::time::sleep(talk).await;
-    phone.hangup()?;
-    let _ = phone.wait_event("CALL_CLOSED", Duration::from_secs(5));
-
+    // What the conference heard is read while the gateway is still in the room.
     let heard = standin
         .received_audio(DEMO_ROOM, &nick)
         .await
         .map_err(|e| DemoError::Expectation(format!("stand-in audio: {e}")))?;
+    phone.hangup()?;
+    let _ = phone.wait_event("CALL_CLOSED", Duration::from_secs(5));
+    let report = measure(&standin, &mut phone, &heard, setup).await?;
+    drop(phone);
+    let _ = gateway.terminate(Duration::from_secs(10));
+    Ok(CallReport {
+        log: gateway.log(),
+        ..report
+    })
+}
+
+/// The other direction: the conference (through the stand-in acting as Jicofo) asks the gateway
+/// with a Rayo `dial` to call `bob`, a real baresip phone registered at Kamailio that answers
+/// automatically. Returns the `<ref>` URI and the same measurements as [`dial_in_scenario`].
+pub async fn dial_out_scenario(
+    binary: &Path,
+    echo: bool,
+    phone_tone: u32,
+    participant_tone: f64,
+    talk: Duration,
+) -> Result<(String, CallReport), DemoError> {
+    use jigasi_testpeers::{Baresip, BaresipConfig, audio};
+    let deployment = Deployment::start()?;
+    let standin = start_standin(&deployment, participant_tone).await?;
+    let mut gateway = GatewayProcess::spawn(binary, &deployment.gateway_args(), echo)?;
+    gateway.wait_for_line(READY_LINE, Duration::from_secs(20))?;
+    // Jicofo only dials gateways it has seen in the brewery.
+    standin
+        .wait_for(Duration::from_secs(10), |event| match event {
+            jigasi_standin::StandInEvent::GatewayAvailable { .. } => Some(()),
+            _ => None,
+        })
+        .await
+        .ok_or_else(|| {
+            DemoError::Expectation("the stand-in never saw the gateway in the brewery".into())
+        })?;
+
+    let work = tempfile::tempdir().map_err(io("temp dir"))?;
+    let tone = audio::tone_wav(work.path(), 48_000, phone_tone, 30)?;
+    let registrar = deployment.kamailio.addr();
+    let mut phone = Baresip::start(BaresipConfig {
+        record: true,
+        auto_answer: true,
+        play_wav: Some(tone),
+        codecs: "PCMU".into(),
+        ..BaresipConfig::registering("bob", "bobpw", registrar)
+    })?;
+    phone.wait_registered(Duration::from_secs(5))?;
+    let dialled = Instant::now();
+    let reference = standin
+        .dial(DEMO_ROOM, "bob", &[("X-Demo", "dial-out")])
+        .await
+        .map_err(|e| {
+            DemoError::Expectation(format!(
+                "dial failed: {e:?}\ngateway log:\n{}",
+                gateway.log()
+            ))
+        })?;
+    let established = phone.wait_event("CALL_ESTABLISHED", Duration::from_secs(20));
+    if let Err(error) = established {
+        return Err(DemoError::Expectation(format!(
+            "the phone never answered: {error}\nphone log:\n{}\ngateway log:\n{}",
+            phone.log(),
+            gateway.log()
+        )));
+    }
+    let setup = dialled.elapsed();
+    let nick = gateway_nick(&standin, Duration::from_secs(5)).await?;
+    tokio::time::sleep(talk).await;
+    // What the conference heard is read while the gateway is still in the room.
+    let heard = standin
+        .received_audio(DEMO_ROOM, &nick)
+        .await
+        .map_err(|e| DemoError::Expectation(format!("stand-in audio: {e}")))?;
+    phone.hangup()?;
+    let _ = phone.wait_event("CALL_CLOSED", Duration::from_secs(5));
+    let report = measure(&standin, &mut phone, &heard, setup).await?;
+    drop(phone);
+    let _ = gateway.terminate(Duration::from_secs(10));
+    Ok((
+        format!("{reference:?}"),
+        CallReport {
+            log: gateway.log(),
+            ..report
+        },
+    ))
+}
+
+/// What each side heard, after the call.
+async fn measure(
+    standin: &jigasi_standin::StandIn,
+    phone: &mut jigasi_testpeers::Baresip,
+    heard: &[i16],
+    setup: Duration,
+) -> Result<CallReport, DemoError> {
+    use jigasi_testpeers::audio;
     let samples: Vec<f32> = heard.iter().map(|&s| f32::from(s) / 32768.0).collect();
     let conference_heard_hz = audio::dominant_frequency_of(&samples, 48_000);
     #[allow(clippy::cast_precision_loss)]
@@ -767,8 +861,6 @@ pub async fn dial_in_scenario(
         .await
         .map_err(|e| DemoError::Expectation(format!("stand-in violations: {e}")))?
         .len();
-    drop(phone);
-    let _ = gateway.terminate(Duration::from_secs(10));
     Ok(CallReport {
         setup,
         conference_heard_hz,
@@ -777,6 +869,6 @@ pub async fn dial_in_scenario(
         phone_heard_seconds,
         phone_recording: recording,
         violations,
-        log: gateway.log(),
+        log: String::new(),
     })
 }

@@ -341,3 +341,28 @@ async fn dial_in_call_from_a_real_phone_carries_audio_both_ways() {
     );
     assert!(report.phone_heard_seconds > 2.0, "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_out_from_the_conference_reaches_a_real_phone_with_audio_both_ways() {
+    if !available(&["prosody", "prosodyctl", "kamailio", "baresip", "openssl"]) {
+        return;
+    }
+    let (reference, report) =
+        jigasi_demo::dial_out_scenario(Path::new(BIN), false, 600, 1200.0, Duration::from_secs(4))
+            .await
+            .unwrap();
+    let log = &report.log;
+    assert!(
+        reference.contains("xmpp:demo@conference.meet.example.com/"),
+        "Rayo ref {reference}"
+    );
+    assert_eq!(report.violations, 0, "{log}");
+    let up = report.conference_heard_hz.unwrap_or(0.0);
+    assert!((up - 600.0).abs() < 15.0, "conference heard {up} Hz\n{log}");
+    let down = report.phone_heard_hz.unwrap_or(0.0);
+    assert!((down - 1200.0).abs() < 15.0, "phone heard {down} Hz\n{log}");
+    assert!(
+        report.phone_heard_seconds > 2.0 && report.conference_heard_seconds > 2.0,
+        "{report:?}"
+    );
+}
