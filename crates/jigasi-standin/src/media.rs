@@ -42,7 +42,7 @@ pub struct EndpointMediaStats {
     pub last_level: Option<u8>,
 }
 
-/// What [`MediaHandle::query`] returns for one endpoint.
+/// What the media task reports about one endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointMedia {
     /// Decoded audio the bridge accepted from the endpoint, 48 kHz mono, oldest first.
