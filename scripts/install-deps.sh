@@ -32,6 +32,12 @@ fi
 
 # Python tools for audio scoring live in a private venv (never the system Python).
 VENV="${JIGASI_RS_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/venv}"
-if [ "${JIGASI_RS_SKIP_VENV:-0}" != "1" ] && [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
+if [ "${JIGASI_RS_SKIP_VENV:-0}" != "1" ]; then
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  # PESQ scoring for the demo and the benchmark (pesq builds from source with numpy present).
+  if ! "$VENV/bin/python" -c "import pesq, numpy, scipy, soundfile" 2>/dev/null; then
+    echo "install-deps: installing Python scoring packages into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check numpy scipy soundfile
+    "$VENV/bin/pip" install -q --disable-pip-version-check pesq
+  fi
 fi
