@@ -26,6 +26,9 @@ for crate in jigasi-types jigasi-config jigasi-xmpp jigasi-sip-core jigasi-jingl
 done
 echo "ok: no pure crate depends on tokio"
 
+step "fuzz targets build (cargo check; discovery runs are manual: cargo fuzz run <target>)"
+(cd crates/jigasi-media/fuzz && cargo check --locked --quiet --target-dir ../../../target/fuzz)
+
 step "docs (-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
