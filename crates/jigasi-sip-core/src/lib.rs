@@ -1,7 +1,8 @@
 //! SIP decisions of jigasi-rs, without I/O.
 //!
 //! This crate owns the *policy* side of the SIP leg: when to send a REGISTER, how to react to the
-//! registrar's answer, and what state the registration is in. The SIP stack itself (messages,
+//! registrar's answer, what state the registration is in, and when to send keep-alives and what
+//! their answers mean. The SIP stack itself (messages,
 //! transactions, sockets) lives in the `jigasi-sip` adapter crate, which feeds outcomes in here and
 //! does what the policy says.
 //!
@@ -26,11 +27,16 @@
 //! assert_eq!(policy.poll_timeout(), Some(when + Duration::from_secs(450)));
 //! ```
 
+mod keepalive;
 mod registration;
 pub mod room;
 pub mod sdp;
 pub mod validate;
 
+pub use keepalive::{
+    DEFAULT_REGISTER_INTERVAL, KeepAliveAction, KeepAliveConfig, KeepAliveMethod, KeepAlivePolicy,
+    ProbeOutcome, ProbeVerdict, Unreachable,
+};
 pub use registration::{
     AttemptOutcome, FailureKind, RegistrationConfig, RegistrationPolicy, RegistrationState,
 };

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::keepalive::{ProbeVerdict, Unreachable};
+
 /// Settings of a [`RegistrationPolicy`]. Defaults follow Jigasi where it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrationConfig {
@@ -200,6 +202,52 @@ impl RegistrationPolicy {
         self.next_attempt = None;
         self.valid_until = None;
         holds_binding
+    }
+
+    /// Asks for a REGISTER at `now` (the REGISTER keep-alive method), unless one is in flight
+    /// or the account is not meant to be registered (registrar-less, rejected, shut down).
+    pub fn refresh_now(&mut self, now: Instant) {
+        if self.in_flight {
+            return;
+        }
+        match self.state {
+            RegistrationState::Registered { .. }
+            | RegistrationState::Registering
+            | RegistrationState::Retrying { .. } => self.next_attempt = Some(now),
+            RegistrationState::NotRequired
+            | RegistrationState::Rejected { .. }
+            | RegistrationState::Unregistered => {}
+        }
+    }
+
+    /// A keep-alive ended with `verdict` at `now`. A lost binding makes the account
+    /// unregistered and re-REGISTERs at once; an unreachable registrar counts as a failed
+    /// attempt (the binding we hold may still be valid) and also re-REGISTERs at once, further
+    /// failures then back off as usual.
+    pub fn handle_keep_alive(&mut self, now: Instant, verdict: ProbeVerdict) {
+        if !matches!(self.state, RegistrationState::Registered { .. }) || self.in_flight {
+            return;
+        }
+        match verdict {
+            ProbeVerdict::Alive => {}
+            ProbeVerdict::BindingLost { .. } => {
+                self.valid_until = None;
+                self.state = RegistrationState::Registering;
+                self.next_attempt = Some(now);
+            }
+            ProbeVerdict::Unreachable { cause } => {
+                self.failures += 1;
+                self.state = RegistrationState::Retrying {
+                    failures: self.failures,
+                    last: match cause {
+                        Unreachable::TimedOut => FailureKind::TimedOut,
+                        Unreachable::Transport => FailureKind::Transport,
+                        Unreachable::Status(status) => FailureKind::Status(status),
+                    },
+                };
+                self.next_attempt = Some(now);
+            }
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next.
@@ -453,6 +501,90 @@ mod tests {
         p.begin_unregister(t0);
         p.handle_outcome(t0, AttemptOutcome::Accepted { granted: secs(600) });
         assert_eq!(p.state(), &RegistrationState::Unregistered);
+        assert_eq!(p.poll_timeout(), None);
+    }
+
+    #[test]
+    fn lost_binding_re_registers_at_once_and_is_not_ready() {
+        let t0 = Instant::now();
+        let mut p = RegistrationPolicy::new(RegistrationConfig::default(), t0);
+        attempt(&mut p, AttemptOutcome::Accepted { granted: secs(600) });
+        let t1 = t0 + secs(30);
+        p.handle_keep_alive(t1, ProbeVerdict::BindingLost { status: 404 });
+        assert_eq!(p.state(), &RegistrationState::Registering);
+        assert!(!p.is_ready(t1));
+        assert_eq!(p.poll_timeout(), Some(t1));
+        attempt(&mut p, AttemptOutcome::Accepted { granted: secs(600) });
+        assert!(p.is_ready(t1));
+    }
+
+    #[test]
+    fn unreachable_registrar_counts_as_a_failure_and_re_registers_at_once() {
+        let t0 = Instant::now();
+        let mut p = RegistrationPolicy::new(RegistrationConfig::default(), t0);
+        attempt(&mut p, AttemptOutcome::Accepted { granted: secs(600) });
+        let t1 = t0 + secs(30);
+        p.handle_keep_alive(
+            t1,
+            ProbeVerdict::Unreachable {
+                cause: Unreachable::TimedOut,
+            },
+        );
+        assert_eq!(
+            p.state(),
+            &RegistrationState::Retrying {
+                failures: 1,
+                last: FailureKind::TimedOut
+            }
+        );
+        assert!(p.is_ready(t1), "the binding we hold is still valid");
+        assert_eq!(p.poll_timeout(), Some(t1));
+        // The re-REGISTER fails too: the usual backoff continues from there.
+        attempt(&mut p, AttemptOutcome::TimedOut);
+        assert_eq!(p.poll_timeout(), Some(t1 + secs(2)));
+    }
+
+    #[test]
+    fn alive_keep_alive_changes_nothing() {
+        let t0 = Instant::now();
+        let mut p = RegistrationPolicy::new(RegistrationConfig::default(), t0);
+        attempt(&mut p, AttemptOutcome::Accepted { granted: secs(600) });
+        p.handle_keep_alive(t0 + secs(30), ProbeVerdict::Alive);
+        assert_eq!(
+            p.state(),
+            &RegistrationState::Registered { expires: secs(600) }
+        );
+        assert_eq!(p.poll_timeout(), Some(t0 + secs(450)));
+    }
+
+    #[test]
+    fn keep_alive_verdicts_are_ignored_unless_registered() {
+        let t0 = Instant::now();
+        let mut p = RegistrationPolicy::new(RegistrationConfig::default(), t0);
+        attempt(
+            &mut p,
+            AttemptOutcome::Refused {
+                status: 403,
+                min_expires: None,
+            },
+        );
+        let due = p.poll_timeout();
+        p.handle_keep_alive(t0, ProbeVerdict::BindingLost { status: 404 });
+        p.refresh_now(t0);
+        assert_eq!(p.state(), &RegistrationState::Rejected { status: 403 });
+        assert_eq!(p.poll_timeout(), due);
+    }
+
+    #[test]
+    fn refresh_now_moves_the_next_register_forward() {
+        let t0 = Instant::now();
+        let mut p = RegistrationPolicy::new(RegistrationConfig::default(), t0);
+        attempt(&mut p, AttemptOutcome::Accepted { granted: secs(600) });
+        p.refresh_now(t0 + secs(25));
+        assert_eq!(p.poll_timeout(), Some(t0 + secs(25)));
+        assert!(p.handle_timeout(t0 + secs(25)));
+        // In flight: no second one.
+        p.refresh_now(t0 + secs(26));
         assert_eq!(p.poll_timeout(), None);
     }
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jigasi_sip_core::{RegistrationConfig, RegistrationState};
+use jigasi_sip_core::{KeepAliveConfig, RegistrationConfig, RegistrationState};
 use jigasi_types::Secret;
 use rsipstack::EndpointBuilder;
 use rsipstack::dialog::authenticate::Credential;
@@ -12,7 +12,8 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::Uri;
 use rsipstack::transaction::endpoint::{EndpointInner, EndpointOption};
 use rsipstack::transport::{
-    SipConnection, TransportLayer, tcp_listener::TcpListenerConnection, udp::UdpConnection,
+    SipConnection, TlsConfig, TlsListenerConnection, TransportLayer,
+    tcp_listener::TcpListenerConnection, udp::UdpConnection,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -24,6 +25,9 @@ use crate::call::{DialRequest, IncomingCall, OutgoingCall};
 use crate::error::DialError;
 use crate::registration::{RegistrationTask, Unregister};
 use crate::sip_task::{LocalIdentity, PreparedDial, SipTask, SipTaskMsg};
+use crate::tls::{
+    TlsClient, TlsClientOptions, TlsListen, install_crypto_provider, load_listener_identity,
+};
 use crate::udp::ScreenedUdpSocket;
 
 /// SIP transport toward the registrar or a peer.
@@ -63,6 +67,9 @@ pub struct AccountOptions {
     pub registrar: Option<Registrar>,
     /// Expiry, backoff and retry settings.
     pub registration: RegistrationConfig,
+    /// Keep-alive toward the registrar (`KEEP_ALIVE_METHOD`, `KEEP_ALIVE_INTERVAL`); the
+    /// default (OPTIONS without an interval) sends none.
+    pub keep_alive: KeepAliveConfig,
 }
 
 /// Everything the SIP endpoint needs to start.
@@ -71,8 +78,17 @@ pub struct SipOptions {
     /// Address of the UDP and TCP listeners (Jigasi: `SIP_PREFERRED_CLEAR_PORT` on all
     /// interfaces). Port 0 picks a free port (tests).
     pub bind: SocketAddr,
-    /// Address to put in Via and Contact instead of the bound one, for deployments behind NAT.
+    /// Address to put in Via and Contact (REGISTER and dialogs) instead of the bound one, for
+    /// deployments behind a static NAT. Its IP is also the one to put into SDP
+    /// ([`SipEndpoint::advertised_addr`]). The TLS listener is advertised with this IP and the
+    /// listener's port.
     pub public_address: Option<SocketAddr>,
+    /// The TLS listener (Jigasi's `SIP_PREFERRED_SECURE_PORT`, 5061); `None` listens for UDP
+    /// and TCP only.
+    pub tls: Option<TlsListen>,
+    /// How the certificates of TLS servers we connect to are checked (CA file or platform
+    /// roots; `dangerous_accept_invalid_certs` for `ALWAYS_TRUST_MODE_ENABLED`).
+    pub tls_client: TlsClientOptions,
     /// `User-Agent` header value.
     pub user_agent: String,
     /// The account; `None` when SIP is enabled without an account (answers only).
@@ -100,6 +116,8 @@ impl Default for StackTimers {
 /// [`SipEndpoint::shutdown`] for a clean stop.
 pub struct SipEndpoint {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
+    advertised: Advertised,
     cancel: CancellationToken,
     registration: watch::Receiver<RegistrationState>,
     unregister: Option<Unregister>,
@@ -108,6 +126,8 @@ pub struct SipEndpoint {
     incoming_taken: bool,
     account: Option<AccountOptions>,
     outbound_proxy: Option<Registrar>,
+    endpoint: Arc<EndpointInner>,
+    tls_client: Arc<TlsClient>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -124,14 +144,40 @@ impl SipEndpoint {
         let (udp, local_addr) =
             bind_udp_and_tcp(options.bind, options.public_address, &cancel).await?;
 
+        install_crypto_provider();
+        let tls_client = Arc::new(TlsClient::new(&options.tls_client, cancel.child_token())?);
         let transport_layer = TransportLayer::new(cancel.child_token());
+        transport_layer.set_tls_config(tls_client.stack_config());
         transport_layer.add_transport(udp.into());
         let tcp = TcpListenerConnection::new(local_addr, options.public_address)
             .await
             .map_err(|e| SipError::Stack(e.to_string()))?;
         transport_layer.add_transport(SipConnection::from(tcp));
-
+        let tls_addr = match &options.tls {
+            Some(listen) => {
+                let (cert, key) = load_listener_identity(listen)?;
+                let bind = bind_tls(listen.bind)?;
+                let external = options
+                    .public_address
+                    .map(|public| SocketAddr::new(public.ip(), bind.port()));
+                let config = TlsConfig {
+                    cert: Some(cert),
+                    key: Some(key),
+                    ..TlsConfig::default()
+                };
+                let listener = TlsListenerConnection::new(bind, external, config)
+                    .await
+                    .map_err(|e| SipError::Stack(e.to_string()))?;
+                transport_layer.add_transport(SipConnection::TlsListener(listener));
+                Some(bind)
+            }
+            None => None,
+        };
         let contact_addr = options.public_address.unwrap_or(local_addr);
+        let advertised = Advertised {
+            clear: contact_addr,
+            tls: tls_addr.map(|tls| SocketAddr::new(contact_addr.ip(), tls.port())),
+        };
         let endpoint_option = EndpointOption {
             t1: timers.t1,
             t1x64: timers.t1 * 64,
@@ -155,7 +201,7 @@ impl SipEndpoint {
                 .account
                 .as_ref()
                 .map_or_else(|| "jigasi".to_owned(), |a| a.user.clone()),
-            contact_addr,
+            advertised,
             credential: options.account.as_ref().and_then(|account| {
                 account.password.as_ref().map(|password| Credential {
                     username: account.user.clone(),
@@ -187,14 +233,24 @@ impl SipEndpoint {
             .as_ref()
             .and_then(|account| account.registrar.clone());
         if let Some(account) = options.account.clone() {
-            let (task, handle) =
-                RegistrationTask::new(inner, account, state_tx, cancel.child_token())?;
+            let (task, handle) = RegistrationTask::new(
+                inner.clone(),
+                tls_client.clone(),
+                account,
+                advertised,
+                state_tx,
+                cancel.child_token(),
+            )?;
             unregister = Some(handle);
             tasks.push(tokio::spawn(task.run()));
         }
-        info!(%local_addr, "SIP endpoint listening on UDP and TCP");
+        info!(%local_addr, ?tls_addr, "SIP endpoint listening");
         Ok(Self {
             local_addr,
+            tls_addr,
+            advertised,
+            endpoint: inner,
+            tls_client,
             cancel,
             registration,
             unregister,
@@ -234,12 +290,25 @@ impl SipEndpoint {
             account: self.account.clone(),
             outbound_proxy: self.outbound_proxy.clone(),
             local_addr: self.local_addr,
+            endpoint: self.endpoint.clone(),
+            tls_client: self.tls_client.clone(),
         }
     }
 
     /// The address the UDP and TCP listeners are bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the TLS listener is bound to, if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// The UDP/TCP address we advertise in Via and Contact: the configured public address, else
+    /// the bound one. Its IP is the one to put into SDP (`c=`/`o=`) for the phone leg.
+    pub fn advertised_addr(&self) -> SocketAddr {
+        self.advertised.clear
     }
 
     /// Watches the number of calls (dialogs) the endpoint holds; a call leaves it, and the
@@ -287,12 +356,23 @@ impl Transport {
 }
 
 /// Places calls through a [`SipEndpoint`]; cheap to clone, usable from any task.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Dialer {
     sip_task: mpsc::Sender<SipTaskMsg>,
     account: Option<AccountOptions>,
     outbound_proxy: Option<Registrar>,
     local_addr: SocketAddr,
+    endpoint: Arc<EndpointInner>,
+    tls_client: Arc<TlsClient>,
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer")
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Dialer {
@@ -332,14 +412,37 @@ impl Dialer {
         let uri_transport = transport_of(&request.request_uri);
         let (transport, destination) = match &self.outbound_proxy {
             Some(proxy) => {
-                let addr = tokio::net::lookup_host((proxy.host.as_str(), proxy.port))
-                    .await
-                    .ok()
-                    .and_then(|mut addrs| addrs.next())
-                    .ok_or_else(|| DialError::Unresolvable(proxy.host.clone()))?;
+                let addr = resolve(&proxy.host, proxy.port).await?;
                 (uri_transport.unwrap_or(proxy.transport), Some(addr))
             }
             None => (uri_transport.unwrap_or(Transport::Udp), None),
+        };
+        // TLS connections are dialed (and their certificates checked) by us, not the stack.
+        let destination = match (transport, destination) {
+            (Transport::Tls, Some(addr)) => {
+                let host = self
+                    .outbound_proxy
+                    .as_ref()
+                    .map_or_else(String::new, |proxy| proxy.host.clone());
+                self.connect_tls(addr, &host).await?;
+                Some(addr)
+            }
+            (Transport::Tls, None) => {
+                let host = callee.host_with_port.host.to_string();
+                let host = host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_owned();
+                let port = callee
+                    .host_with_port
+                    .port
+                    .as_ref()
+                    .map_or(5061, |port| port.value());
+                let addr = resolve(&host, port).await?;
+                self.connect_tls(addr, &host).await?;
+                Some(addr)
+            }
+            (Transport::Udp | Transport::Tcp, destination) => destination,
         };
         Ok(PreparedDial {
             callee,
@@ -351,6 +454,57 @@ impl Dialer {
             destination,
         })
     }
+}
+
+impl Dialer {
+    async fn connect_tls(&self, addr: SocketAddr, host: &str) -> Result<(), DialError> {
+        self.tls_client
+            .ensure(&self.endpoint.transport_layer, addr, host)
+            .await
+            .map_err(|e| DialError::Unreachable {
+                target: addr.to_string(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, DialError> {
+    tokio::net::lookup_host((host, port))
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| DialError::Unresolvable(host.to_owned()))
+}
+
+/// The addresses we advertise in Via and Contact, per transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Advertised {
+    /// UDP and TCP: the public address, else the bound one.
+    pub(crate) clear: SocketAddr,
+    /// TLS: the public IP with the TLS listener's port; `None` without a listener.
+    pub(crate) tls: Option<SocketAddr>,
+}
+
+impl Advertised {
+    /// The address for `transport`. Without a TLS listener, TLS uses the clear address (a peer
+    /// then reaches us only over the connection we opened).
+    pub(crate) fn for_transport(&self, transport: Transport) -> SocketAddr {
+        match transport {
+            Transport::Tls => self.tls.unwrap_or(self.clear),
+            Transport::Udp | Transport::Tcp => self.clear,
+        }
+    }
+}
+
+/// Picks the TLS listener's address: with port 0, a port that is free now (rsipstack binds the
+/// listener later in a task and only logs a failure, so the address must be known and free).
+fn bind_tls(bind: SocketAddr) -> Result<SocketAddr, SipError> {
+    let probe = std::net::TcpListener::bind(bind)
+        .map_err(|source| SipError::Bind { addr: bind, source })?;
+    let addr = probe
+        .local_addr()
+        .map_err(|source| SipError::Bind { addr: bind, source })?;
+    Ok(SocketAddr::new(bind.ip(), addr.port()))
 }
 
 impl Drop for SipEndpoint {
@@ -412,17 +566,17 @@ async fn bind_udp_and_tcp(
                 tokio::net::UdpSocket::from_std(socket)
             })
             .map_err(|source| SipError::Bind { addr: bind, source })?;
+        // The bound port (the stack's `get_addr` would report the public address if set).
+        let port = socket
+            .local_addr()
+            .map_err(|source| SipError::Bind { addr: bind, source })?
+            .port();
+        let local = SocketAddr::new(bind.ip(), port);
         let socket: Arc<dyn rsipstack::platform::net::UdpSocket> =
             Arc::new(ScreenedUdpSocket::new(socket));
         let udp = UdpConnection::from_socket(socket, public, Some(cancel.child_token()))
             .await
             .map_err(|e| SipError::Stack(e.to_string()))?;
-        let local = udp
-            .get_addr()
-            .get_socketaddr()
-            .map_err(|e| SipError::Stack(e.to_string()))?;
-        // `get_addr` reports the wildcard resolved to a concrete address; keep the bound IP.
-        let local = SocketAddr::new(bind.ip(), local.port());
         match std::net::TcpListener::bind(local) {
             Ok(probe) => {
                 drop(probe);

@@ -22,6 +22,9 @@ pub enum SipError {
         /// The offending value.
         value: String,
     },
+    /// The TLS listener's certificate or key, or the CA file, cannot be used.
+    #[error("SIP TLS setting unusable: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The SIP stack failed in a way we did not expect.
     #[error("SIP stack error: {0}")]
     Stack(String),
@@ -44,6 +47,15 @@ pub enum DialError {
     /// The destination (the registrar acting as outbound proxy) does not resolve.
     #[error("cannot resolve {0}")]
     Unresolvable(String),
+    /// The connection to the destination (TLS) could not be opened or its certificate was
+    /// refused.
+    #[error("cannot connect to {target}: {reason}")]
+    Unreachable {
+        /// The address we tried.
+        target: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The endpoint is shutting down.
     #[error("the SIP endpoint has stopped")]
     Stopped,

@@ -1,8 +1,9 @@
 //! The SIP stack adapter of jigasi-rs.
 //!
 //! This is the only crate that depends on the SIP stack (rsipstack). It owns the SIP endpoint
-//! (UDP and TCP listeners on one port), the registration with the registrar and the answers to
-//! out-of-dialog requests. Decisions (when to REGISTER, what a registrar's answer means) are made by
+//! (UDP and TCP listeners on one port, optionally a TLS listener), the registration with the
+//! registrar and its keep-alives (OPTIONS, CRLF or REGISTER), TLS toward the registrar and
+//! `sips:` peers, and the answers to out-of-dialog requests. Decisions (when to REGISTER, what a registrar's answer means) are made by
 //! the pure [`jigasi_sip_core::RegistrationPolicy`]; this crate only runs the stack and feeds the
 //! policy with what happened.
 //!
@@ -20,7 +21,9 @@ mod call;
 mod endpoint;
 mod error;
 mod registration;
+mod request;
 mod sip_task;
+mod tls;
 mod udp;
 mod validate;
 
@@ -32,4 +35,7 @@ pub use endpoint::{
     AccountOptions, Dialer, Registrar, SipEndpoint, SipOptions, StackTimers, Transport,
 };
 pub use error::{DialError, SipError};
-pub use jigasi_sip_core::{RegistrationConfig, RegistrationState};
+pub use jigasi_sip_core::{
+    FailureKind, KeepAliveConfig, KeepAliveMethod, RegistrationConfig, RegistrationState,
+};
+pub use tls::{TlsClientOptions, TlsError, TlsListen};

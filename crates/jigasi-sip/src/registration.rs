@@ -1,31 +1,48 @@
-//! Runs the REGISTER transactions the pure [`RegistrationPolicy`] asks for.
+//! Runs the REGISTER transactions and keep-alives the pure [`RegistrationPolicy`] and
+//! [`KeepAlivePolicy`] ask for.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use jigasi_sip_core::{AttemptOutcome, RegistrationPolicy, RegistrationState};
+use jigasi_sip_core::{
+    AttemptOutcome, KeepAliveAction, KeepAlivePolicy, ProbeOutcome, RegistrationPolicy,
+    RegistrationState,
+};
 use rsipstack::dialog::authenticate::Credential;
-use rsipstack::dialog::registration::Registration;
 use rsipstack::sip::prelude::HeadersExt;
-use rsipstack::sip::{Response, Uri};
+use rsipstack::sip::{Header, Method, Response, Uri};
 use rsipstack::transaction::endpoint::EndpointInner;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use crate::{AccountOptions, SipError, Transport};
+use crate::endpoint::Advertised;
+use crate::request::{OutOfDialog, Peer, RequestFailure, Requester, granted_expiry};
+use crate::sip_task::contact_uri;
+use crate::tls::TlsClient;
+use crate::{AccountOptions, Registrar, SipError, Transport};
 
 /// Longest we wait for one REGISTER transaction (a little over RFC 3261's 64*T1 = 32 s).
 const TRANSACTION_LIMIT: Duration = Duration::from_secs(40);
 
-/// The task that keeps the account registered. It alone owns the rsipstack [`Registration`] and
-/// the policy; shutdown reaches it as a message ([`Unregister`]).
+/// The task that keeps the account registered. It alone owns the policies and the REGISTER
+/// dialog's Call-ID and CSeq; shutdown reaches it as a message ([`Unregister`]).
 pub(crate) struct RegistrationTask {
-    registration: Registration,
+    requester: Requester,
     policy: RegistrationPolicy,
+    keep_alive: KeepAlivePolicy,
+    registrar: Option<Registrar>,
+    /// The registrar's resolved address; resolved again after a transport failure.
+    peer: Option<Peer>,
     server: Uri,
-    registrar: Option<(String, u16)>,
+    aor: Uri,
+    user: String,
+    advertised: Advertised,
+    call_id: String,
+    cseq: u32,
+    keep_alive_call_id: String,
+    keep_alive_cseq: u32,
     state_tx: watch::Sender<RegistrationState>,
     shutdown_rx: mpsc::Receiver<(Duration, oneshot::Sender<()>)>,
     cancel: CancellationToken,
@@ -39,7 +56,9 @@ pub(crate) struct Unregister {
 impl RegistrationTask {
     pub(crate) fn new(
         endpoint: Arc<EndpointInner>,
+        tls: Arc<TlsClient>,
         account: AccountOptions,
+        advertised: Advertised,
         state_tx: watch::Sender<RegistrationState>,
         cancel: CancellationToken,
     ) -> Result<(Self, Unregister), SipError> {
@@ -53,19 +72,34 @@ impl RegistrationTask {
             .as_ref()
             .map_or(Transport::Udp, |r| r.transport);
         let server = registrar_uri(&account.domain, transport)?;
+        let aor = Uri::try_from(format!("sip:{}@{}", account.user, account.domain).as_str())
+            .map_err(|_| SipError::InvalidSetting {
+                what: "account user",
+                value: account.user.clone(),
+            })?;
         let credential = account.password.as_ref().map(|password| Credential {
             username: account.user.clone(),
             password: password.expose().clone(),
             realm: None,
             auth_username: account.auth_username.clone(),
         });
+        let suffix = advertised.clear.ip();
         let (shutdown_tx, shutdown_rx) = mpsc::channel(1);
         Ok((
             Self {
-                registration: Registration::new(endpoint, credential),
+                requester: Requester::new(endpoint, Some(tls), credential),
                 policy,
+                keep_alive: KeepAlivePolicy::new(account.keep_alive),
+                registrar: account.registrar,
+                peer: None,
                 server,
-                registrar: account.registrar.map(|r| (r.host, r.port)),
+                aor,
+                user: account.user,
+                advertised,
+                call_id: format!("reg-{}@{suffix}", random_token()),
+                cseq: 0,
+                keep_alive_call_id: format!("ka-{}@{suffix}", random_token()),
+                keep_alive_cseq: 0,
                 state_tx,
                 shutdown_rx,
                 cancel,
@@ -75,16 +109,11 @@ impl RegistrationTask {
     }
 
     pub(crate) async fn run(mut self) {
-        if let Some((host, port)) = &self.registrar {
-            // The request URI and To carry the account's domain; the packets go to the registrar
-            // (which may be another host, as with Jigasi's SERVER_ADDRESS).
-            self.registration.outbound_proxy = tokio::net::lookup_host((host.as_str(), *port))
-                .await
-                .ok()
-                .and_then(|mut addrs| addrs.next());
-        }
         loop {
-            let due = self.policy.poll_timeout();
+            let due = [self.policy.poll_timeout(), self.keep_alive.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep = async {
                 match due {
                     Some(due) => tokio::time::sleep_until(Instant::from_std(due)).await,
@@ -96,20 +125,88 @@ impl RegistrationTask {
                 request = self.shutdown_rx.recv() => return self.unregister(request).await,
                 () = sleep => {}
             }
-            if !self.policy.handle_timeout(Instant::now().into_std()) {
+            let now = Instant::now().into_std();
+            if self.policy.handle_timeout(now) {
+                let expiry = self.policy.expiry();
+                let outcome = tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    request = self.shutdown_rx.recv() => return self.unregister(request).await,
+                    outcome = attempt(&self.requester, &mut self.peer, RegisterRequest {
+                        registrar: self.registrar.as_ref(),
+                        server: &self.server,
+                        aor: &self.aor,
+                        user: &self.user,
+                        advertised: self.advertised,
+                        call_id: &self.call_id,
+                        cseq: &mut self.cseq,
+                    }, expiry) => outcome,
+                };
+                let now = Instant::now().into_std();
+                self.policy.handle_outcome(now, outcome);
+                self.keep_alive
+                    .handle_registration(now, self.policy.state());
+                report(self.policy.state(), &outcome);
+                self.publish();
                 continue;
             }
-            let expiry = self.policy.expiry();
-            let outcome = tokio::select! {
-                () = self.cancel.cancelled() => return,
-                request = self.shutdown_rx.recv() => return self.unregister(request).await,
-                outcome = attempt(&mut self.registration, &self.server, expiry) => outcome,
+            let Some(action) = self.keep_alive.handle_timeout(now) else {
+                continue;
             };
-            self.policy
-                .handle_outcome(Instant::now().into_std(), outcome);
-            let state = *self.policy.state();
-            report(&state, &outcome);
-            self.state_tx.send_replace(state);
+            let outcome = match action {
+                KeepAliveAction::Register => {
+                    self.policy.refresh_now(now);
+                    continue;
+                }
+                KeepAliveAction::SendOptions => {
+                    let limit = self.keep_alive.probe_timeout(TRANSACTION_LIMIT);
+                    tokio::select! {
+                        () = self.cancel.cancelled() => return,
+                        request = self.shutdown_rx.recv() => return self.unregister(request).await,
+                        outcome = options_probe(&self.requester, &mut self.peer, RegisterRequest {
+                            registrar: self.registrar.as_ref(),
+                            server: &self.server,
+                            aor: &self.aor,
+                            user: &self.user,
+                            advertised: self.advertised,
+                            call_id: &self.keep_alive_call_id,
+                            cseq: &mut self.keep_alive_cseq,
+                        }, limit) => outcome,
+                    }
+                }
+                KeepAliveAction::SendCrlf => self.crlf_probe().await,
+            };
+            let now = Instant::now().into_std();
+            if let Some(verdict) = self.keep_alive.handle_outcome(now, outcome) {
+                debug!(?outcome, ?verdict, "keep-alive done");
+                if verdict != jigasi_sip_core::ProbeVerdict::Alive {
+                    warn!(
+                        ?outcome,
+                        ?verdict,
+                        "SIP keep-alive failed; registering again"
+                    );
+                }
+                self.policy.handle_keep_alive(now, verdict);
+                self.publish();
+            }
+        }
+    }
+
+    fn publish(&self) {
+        self.state_tx.send_replace(*self.policy.state());
+    }
+
+    /// A double CRLF toward the registrar.
+    async fn crlf_probe(&mut self) -> ProbeOutcome {
+        let Some(peer) = resolve(&mut self.peer, self.registrar.as_ref()).await else {
+            return ProbeOutcome::TransportFailed;
+        };
+        match self.requester.send_crlf(&peer).await {
+            Ok(()) => ProbeOutcome::Sent,
+            Err(failure) => {
+                debug!(?failure, "CRLF keep-alive could not be sent");
+                self.peer = None;
+                ProbeOutcome::TransportFailed
+            }
         }
     }
 
@@ -119,12 +216,29 @@ impl RegistrationTask {
             return;
         };
         let send = self.policy.begin_unregister(Instant::now().into_std());
-        self.state_tx.send_replace(*self.policy.state());
+        self.keep_alive
+            .handle_registration(Instant::now().into_std(), self.policy.state());
+        self.publish();
         if send {
-            let unregister = self.registration.register(self.server.clone(), Some(0));
+            let unregister = send_register(
+                &self.requester,
+                &mut self.peer,
+                RegisterRequest {
+                    registrar: self.registrar.as_ref(),
+                    server: &self.server,
+                    aor: &self.aor,
+                    user: &self.user,
+                    advertised: self.advertised,
+                    call_id: &self.call_id,
+                    cseq: &mut self.cseq,
+                },
+                0,
+            );
             match tokio::time::timeout(deadline, unregister).await {
-                Ok(Ok(response)) => info!(status = response.status_code.code(), "un-registered"),
-                Ok(Err(e)) => warn!(error = %e, "un-REGISTER failed"),
+                Ok(Ok((response, _))) => {
+                    info!(status = response.status_code.code(), "un-registered");
+                }
+                Ok(Err(e)) => warn!(error = ?e, "un-REGISTER failed"),
                 Err(_) => warn!(?deadline, "un-REGISTER got no answer in time"),
             }
         }
@@ -143,41 +257,133 @@ impl Unregister {
     }
 }
 
-/// Sends one REGISTER (answering one digest challenge) and classifies the result.
+/// The parts of the task one REGISTER needs.
+struct RegisterRequest<'a> {
+    registrar: Option<&'a Registrar>,
+    server: &'a Uri,
+    aor: &'a Uri,
+    user: &'a str,
+    advertised: Advertised,
+    call_id: &'a str,
+    cseq: &'a mut u32,
+}
+
+/// OPTIONS for our address of record through the registrar (`request.call_id` and `cseq` are
+/// the keep-alive's own).
+async fn options_probe(
+    requester: &Requester,
+    peer: &mut Option<Peer>,
+    request: RegisterRequest<'_>,
+    limit: Duration,
+) -> ProbeOutcome {
+    let Some(target) = resolve(peer, request.registrar).await else {
+        return ProbeOutcome::TransportFailed;
+    };
+    *request.cseq += 1;
+    let message = OutOfDialog {
+        method: Method::Options,
+        request_uri: request.aor.clone(),
+        aor: request.aor.clone(),
+        call_id: request.call_id.to_owned(),
+        via_addr: request.advertised.for_transport(target.transport),
+        headers: vec![],
+    };
+    let sent = tokio::time::timeout(limit, requester.send(message, request.cseq, &target)).await;
+    match sent {
+        Err(_) | Ok(Err(RequestFailure::TimedOut)) => ProbeOutcome::TimedOut,
+        Ok(Err(RequestFailure::Transport(reason))) => {
+            debug!(reason, "OPTIONS keep-alive could not be sent");
+            *peer = None;
+            ProbeOutcome::TransportFailed
+        }
+        Ok(Ok(response)) => ProbeOutcome::Answered {
+            status: response.status_code.code(),
+        },
+    }
+}
+
+/// Resolves the registrar once (again after a transport failure cleared it).
+async fn resolve(peer: &mut Option<Peer>, registrar: Option<&Registrar>) -> Option<Peer> {
+    if let Some(peer) = peer {
+        return Some(peer.clone());
+    }
+    let registrar = registrar?;
+    let addr = tokio::net::lookup_host((registrar.host.as_str(), registrar.port))
+        .await
+        .ok()?
+        .next()?;
+    let resolved = Peer {
+        addr,
+        transport: registrar.transport,
+        host: registrar.host.clone(),
+    };
+    *peer = Some(resolved.clone());
+    Some(resolved)
+}
+
+/// One REGISTER with `expires` (answering one digest challenge).
+async fn send_register(
+    requester: &Requester,
+    peer: &mut Option<Peer>,
+    request: RegisterRequest<'_>,
+    expires: u32,
+) -> Result<(Response, String), RequestFailure> {
+    let target = resolve(peer, request.registrar)
+        .await
+        .ok_or_else(|| RequestFailure::Transport("the registrar does not resolve".into()))?;
+    let contact_addr = request.advertised.for_transport(target.transport);
+    let contact = contact_uri(request.user, contact_addr, target.transport);
+    *request.cseq += 1;
+    let message = OutOfDialog {
+        method: Method::Register,
+        request_uri: request.server.clone(),
+        aor: request.aor.clone(),
+        call_id: request.call_id.to_owned(),
+        via_addr: contact_addr,
+        headers: vec![
+            Header::Contact(format!("<{contact}>").into()),
+            Header::Expires(expires.into()),
+        ],
+    };
+    let result = requester.send(message, request.cseq, &target).await;
+    if matches!(result, Err(RequestFailure::Transport(_))) {
+        *peer = None;
+    }
+    let host_port = match contact_addr {
+        std::net::SocketAddr::V4(v4) => v4.to_string(),
+        std::net::SocketAddr::V6(v6) => format!("[{}]:{}", v6.ip(), v6.port()),
+    };
+    result.map(|response| (response, host_port))
+}
+
+/// Sends one REGISTER and classifies the result.
 async fn attempt(
-    registration: &mut Registration,
-    server: &Uri,
+    requester: &Requester,
+    peer: &mut Option<Peer>,
+    request: RegisterRequest<'_>,
     expiry: Duration,
 ) -> AttemptOutcome {
     let expires = u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX);
     let result = tokio::time::timeout(
         TRANSACTION_LIMIT,
-        registration.register(server.clone(), Some(expires)),
+        send_register(requester, peer, request, expires),
     )
     .await;
     match result {
-        Err(_) => AttemptOutcome::TimedOut,
-        Ok(Ok(response)) => classify(&response, registration.granted_expires),
-        Ok(Err(error)) => match error {
-            rsipstack::Error::TransportLayerError(..)
-            | rsipstack::Error::IoError(_)
-            | rsipstack::Error::DnsResolutionError(_)
-            | rsipstack::Error::AddrParseError(_) => AttemptOutcome::TransportFailed,
-            // The transaction ended without a final response: timer F.
-            rsipstack::Error::SipMessageError(_)
-            | rsipstack::Error::TransactionError(..)
-            | rsipstack::Error::EndpointError(_)
-            | rsipstack::Error::DialogError(..)
-            | rsipstack::Error::Error(_) => AttemptOutcome::TimedOut,
-        },
+        Err(_) | Ok(Err(RequestFailure::TimedOut)) => AttemptOutcome::TimedOut,
+        Ok(Err(RequestFailure::Transport(reason))) => {
+            debug!(reason, "REGISTER could not be sent");
+            AttemptOutcome::TransportFailed
+        }
+        Ok(Ok((response, ours))) => classify(&response, &ours),
     }
 }
 
-fn classify(response: &Response, granted: Option<u32>) -> AttemptOutcome {
+fn classify(response: &Response, ours: &str) -> AttemptOutcome {
     let status = response.status_code.code();
     if (200..300).contains(&status) {
         return AttemptOutcome::Accepted {
-            granted: Duration::from_secs(granted.unwrap_or(0).into()),
+            granted: Duration::from_secs(granted_expiry(response, ours).unwrap_or(0).into()),
         };
     }
     let min_expires = response
@@ -220,4 +426,9 @@ fn registrar_uri(domain: &str, transport: Transport) -> Result<Uri, SipError> {
         what: "account domain",
         value: domain.to_owned(),
     })
+}
+
+/// A token for Call-IDs, unique per process run (not a secret: Call-IDs are public).
+fn random_token() -> String {
+    rsipstack::transaction::make_tag().to_string()
 }

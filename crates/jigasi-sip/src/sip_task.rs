@@ -52,8 +52,8 @@ pub(crate) struct PreparedDial {
 pub(crate) struct LocalIdentity {
     /// User part of our Contact.
     pub(crate) user: String,
-    /// Address in our Contact (public address if configured).
-    pub(crate) contact_addr: SocketAddr,
+    /// Addresses for our Contact per transport (public address if configured).
+    pub(crate) advertised: crate::endpoint::Advertised,
     /// Digest credentials for outbound calls.
     pub(crate) credential: Option<Credential>,
 }
@@ -326,7 +326,8 @@ impl SipTask {
 
     /// Our Contact for a dialog on `transport` (rsipstack would put the UDP one everywhere).
     fn contact(&self, transport: Transport) -> Option<Uri> {
-        let text = contact_uri(&self.identity.user, self.identity.contact_addr, transport);
+        let addr = self.identity.advertised.for_transport(transport);
+        let text = contact_uri(&self.identity.user, addr, transport);
         Uri::try_from(text.as_str()).ok()
     }
 }

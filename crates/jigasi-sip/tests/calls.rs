@@ -32,6 +32,8 @@ fn options(account: Option<AccountOptions>) -> SipOptions {
     SipOptions {
         bind: "127.0.0.1:0".parse().unwrap(),
         public_address: None,
+        tls: None,
+        tls_client: jigasi_sip::TlsClientOptions::default(),
         user_agent: "jigasi-rs-test".into(),
         account,
     }
@@ -50,6 +52,7 @@ fn kamailio_account(kamailio: SocketAddr) -> AccountOptions {
             transport: Transport::Udp,
         }),
         registration: RegistrationConfig::default(),
+        keep_alive: jigasi_sip::KeepAliveConfig::default(),
     }
 }
 
@@ -892,6 +895,17 @@ async fn invites_get_480_until_the_app_takes_calls() {
 
 /// A SIPp UAS on a free port: receives the INVITE (checking `checks`), then plays `rest`.
 fn uas(scenario: &Scenario, name: &str, checks: &str, rest: &str) -> (u16, Peer) {
+    uas_with(scenario, name, checks, rest, &[])
+}
+
+/// [`uas`] with extra SIPp arguments (e.g. `-t t1` for TCP).
+fn uas_with(
+    scenario: &Scenario,
+    name: &str,
+    checks: &str,
+    rest: &str,
+    extra: &[&str],
+) -> (u16, Peer) {
     let port = jigasi_testpeers::free_port();
     let body = format!(
         r#"
@@ -914,6 +928,10 @@ fn uas(scenario: &Scenario, name: &str, checks: &str, rest: &str) -> (u16, Peer)
         "15".to_owned(),
         "-timeout_error".to_owned(),
     ];
+    let args = args
+        .into_iter()
+        .chain(extra.iter().map(|s| (*s).to_owned()))
+        .collect();
     (port, run_sipp(scenario.path(), args))
 }
 
@@ -1177,4 +1195,122 @@ async fn dial_refuses_bad_input() {
             .await,
         Err(jigasi_sip::DialError::InvalidHeader(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_tcp_in_the_request_uri_dials_over_tcp() {
+    if !available(&["sipp"]) {
+        return;
+    }
+    let scenario = Scenario::new();
+    let checks = r#"<ereg regexp="SIP/2.0/TCP" search_in="hdr" header="Via:" check_it="true" assign_to="dummy11"/>
+      <ereg regexp="transport=(tcp|TCP)" search_in="hdr" header="Contact:" check_it="true" assign_to="dummy12"/>"#;
+    let rest = format!(
+        "{}  <recv request=\"ACK\" timeout=\"5000\"/>\n{OK_TO_BYE}",
+        response("200 OK", "", true)
+    );
+    let (uas_port, mut sipp) = uas_with(&scenario, "uas-tcp", checks, &rest, &["-t", "t1"]);
+    let endpoint = SipEndpoint::start(options(None)).await.unwrap();
+    let mut call = endpoint
+        .dial(DialRequest {
+            request_uri: format!("sip:uas@127.0.0.1:{uas_port};transport=tcp"),
+            from: None,
+            display_name: None,
+            headers: vec![],
+            offer: sdp_with("a=sendrecv"),
+        })
+        .await
+        .unwrap();
+    let answer = String::from_utf8(expect_answer(&mut call.events, &mut sipp).await).unwrap();
+    assert!(answer.contains("o=uas"), "{answer}");
+    call.control
+        .hangup(HangupReason::Q850 {
+            cause: 16,
+            text: None,
+        })
+        .await
+        .unwrap();
+    match next_event(&mut call.events, &mut sipp).await {
+        CallEvent::Terminated { why } => assert_eq!(why, Termination::LocalHangup),
+        other => panic!("expected Terminated, got {other:?}"),
+    }
+    assert_call_gone(&endpoint, &mut call.events).await;
+    assert_sipp_ok(&sipp.finish().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialog_contact_carries_the_public_address() {
+    if !available(&["sipp"]) {
+        return;
+    }
+    let mut options = options(None);
+    options.public_address = Some("192.0.2.10:5999".parse().unwrap());
+    let mut endpoint = SipEndpoint::start(options).await.unwrap();
+    let mut calls = endpoint.incoming_calls().unwrap();
+    let scenario = Scenario::new();
+    // SIPp sends the ACK and BYE to the gateway's real address whatever the Contact says.
+    let body = format!(
+        r#"{INVITE}
+  <recv response="100" timeout="500"/>
+  <recv response="180" timeout="500"/>
+  <recv response="200" rrs="true" timeout="5000">
+    <action>
+      <ereg regexp="sip:jigasi@192.0.2.10:5999" search_in="hdr" header="Contact:" check_it="true" assign_to="dummy13"/>
+    </action>
+  </recv>
+  {ack1}<pause milliseconds="200"/>{bye}"#,
+        ack1 = ack(1),
+        bye = bye(2)
+    );
+    let xml = scenario.write("public", &body);
+    let mut sipp = call_gateway(&scenario, &xml, endpoint.local_addr(), &[]);
+    let mut call = next_call(&mut calls, &mut sipp).await;
+    call.control.answer(sdp_with("a=sendrecv")).await.unwrap();
+    assert!(matches!(
+        next_event(&mut call.events, &mut sipp).await,
+        CallEvent::Confirmed
+    ));
+    assert!(matches!(
+        next_event(&mut call.events, &mut sipp).await,
+        CallEvent::RemoteHangup { .. }
+    ));
+    assert_call_gone(&endpoint, &mut call.events).await;
+    assert_sipp_ok(&sipp.finish().await);
+}
+
+/// RFC 3581: a request whose Via asks for `rport` is answered to the port it came from, with
+/// that port in `rport=`, even when its Via names another port.
+#[tokio::test]
+async fn responses_honour_rport() {
+    let endpoint = SipEndpoint::start(options(None)).await.unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let request = format!(
+        "OPTIONS sip:jigasi@{gw} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-rport-{port};rport\r\n\
+         From: <sip:probe@other.test>;tag=rp{port}\r\n\
+         To: <sip:jigasi@{gw}>\r\n\
+         Call-ID: rport-{port}@other.test\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n",
+        gw = endpoint.local_addr()
+    );
+    let answer = tokio::task::spawn_blocking(move || {
+        socket
+            .send_to(request.as_bytes(), endpoint.local_addr())
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let (n, _) = socket
+            .recv_from(&mut buf)
+            .expect("no answer at the source port");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    assert!(answer.contains(&format!("rport={port}")), "{answer}");
 }

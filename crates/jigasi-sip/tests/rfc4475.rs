@@ -172,6 +172,8 @@ async fn replay() {
         SipOptions {
             bind: "127.0.0.1:0".parse().unwrap(),
             public_address: None,
+            tls: None,
+            tls_client: jigasi_sip::TlsClientOptions::default(),
             user_agent: "jigasi-rs-rfc4475".into(),
             account: None,
         },
