@@ -3,7 +3,10 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use jigasi_config::{Config, SipAccount};
-use jigasi_sip::{AccountOptions, Registrar, RegistrationConfig, SipOptions, Transport};
+use jigasi_sip::{
+    AccountOptions, KeepAliveConfig, KeepAliveMethod, Registrar, RegistrationConfig, SipOptions,
+    TlsClientOptions, Transport,
+};
 
 /// The SIP endpoint options for `account`: listen on all interfaces on Jigasi's clear port
 /// (`SIP_PREFERRED_CLEAR_PORT`, 5060), register as `USER_ID` at `SERVER_ADDRESS`.
@@ -18,7 +21,18 @@ pub(crate) fn options(config: &Config, account: &SipAccount) -> SipOptions {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             config.sip_stack.clear_port,
         ),
-        public_address: None,
+        // Behind NAT the configured public address goes into Via and Contact (Jigasi has none);
+        // the port is assumed to be forwarded unchanged.
+        public_address: config
+            .media
+            .public_address
+            .map(|ip| SocketAddr::new(ip, config.sip_stack.clear_port)),
+        // A TLS listener needs a certificate; the configuration has no key for one yet.
+        tls: None,
+        tls_client: TlsClientOptions {
+            ca_file: None,
+            dangerous_accept_invalid_certs: config.tls.dangerous_always_trust,
+        },
         user_agent: format!("jigasi-rs/{}", crate::VERSION),
         account: Some(AccountOptions {
             user: account.user.clone(),
@@ -29,6 +43,14 @@ pub(crate) fn options(config: &Config, account: &SipAccount) -> SipOptions {
             registration: RegistrationConfig {
                 requested_expiry: config.sip_stack.registration_expiry,
                 ..RegistrationConfig::default()
+            },
+            keep_alive: KeepAliveConfig {
+                method: match account.keep_alive.method {
+                    jigasi_config::KeepAliveMethod::Options => KeepAliveMethod::Options,
+                    jigasi_config::KeepAliveMethod::Crlf => KeepAliveMethod::Crlf,
+                    jigasi_config::KeepAliveMethod::Register => KeepAliveMethod::Register,
+                },
+                interval: account.keep_alive.interval,
             },
         }),
     }
