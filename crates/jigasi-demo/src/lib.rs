@@ -187,6 +187,7 @@ impl Deployment {
              {xmpp}.acc-xmpp-1.BREWERY=JigasiBrewery@internal.{auth}\n\
              {xmpp}.acc-xmpp-1.DOMAIN_BASE={domain}\n\
              org.jitsi.jigasi.ALLOWED_JID=JigasiBrewery@internal.{auth}\n\
+             org.jitsi.jigasi.JVB_INVITE_TIMEOUT=5000\n\
              org.jitsi.jigasi.xmpp.acc.IS_SERVER_OVERRIDDEN=true\n\
              org.jitsi.jigasi.xmpp.acc.SERVER_ADDRESS={c2s_host}\n\
              org.jitsi.jigasi.xmpp.acc.SERVER_PORT={c2s_port}\n\

@@ -141,6 +141,26 @@ impl Session {
             .await
     }
 
+    /// A dial-in call from baresip `alice` playing a tone, established, for lifecycle tests:
+    /// returns the phone and the gateway's nick in the room.
+    pub async fn established_dial_in(
+        &mut self,
+        tone_hz: u32,
+    ) -> Result<(Baresip, String), DemoError> {
+        let registrar = self.deployment.kamailio.addr();
+        let tone = audio::tone_wav(&self.work, 48_000, tone_hz, 60)?;
+        let mut phone = Baresip::start(BaresipConfig {
+            play_wav: Some(tone),
+            codecs: "PCMU".into(),
+            ..BaresipConfig::registering("alice", "alicepw", registrar)
+        })?;
+        phone.wait_registered(Duration::from_secs(5))?;
+        phone.dial(&format!("sip:{SIP_USER}@{}", registrar.ip()))?;
+        self.established(&mut phone).await?;
+        let nick = self.new_gateway_nick().await?;
+        Ok((phone, nick))
+    }
+
     /// The conference (the stand-in acting as Jicofo) sends a Rayo dial for `bob`, a baresip
     /// phone registered at Kamailio that answers automatically and plays `phone_wav`.
     pub async fn dial_out(

@@ -366,3 +366,207 @@ async fn dial_out_from_the_conference_reaches_a_real_phone_with_audio_both_ways(
         "{report:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_lets_a_running_call_finish_and_refuses_new_ones() {
+    use jigasi_demo::{Session, SessionConfig, http_request};
+    use jigasi_testpeers::{Baresip, BaresipConfig, audio, sip_options};
+    if !available(&["prosody", "prosodyctl", "kamailio", "baresip", "openssl"]) {
+        return;
+    }
+    let config = SessionConfig {
+        participant: jigasi_standin::AudioSource::Tone(1000.0),
+        echo: false,
+        capture: false,
+    };
+    let mut session = Session::start(Path::new(BIN), &config).await.unwrap();
+    let registrar = session.deployment.kamailio.addr();
+    let tone = audio::tone_wav(&session.work, 48_000, 440, 30).unwrap();
+    let mut phone = Baresip::start(BaresipConfig {
+        play_wav: Some(tone),
+        codecs: "PCMU".into(),
+        ..BaresipConfig::registering("alice", "alicepw", registrar)
+    })
+    .unwrap();
+    phone.wait_registered(Duration::from_secs(5)).unwrap();
+    phone
+        .dial(&format!("sip:jigasi@{}", registrar.ip()))
+        .unwrap();
+    phone
+        .wait_event("CALL_ESTABLISHED", Duration::from_secs(20))
+        .unwrap();
+
+    let rest = session.deployment.rest_addr();
+    let (status, _) =
+        tokio::task::spawn_blocking(move || http_request(rest, "POST", "/about/shutdown").unwrap())
+            .await
+            .unwrap();
+    assert_eq!(status, 200);
+    session
+        .gateway
+        .wait_for_line(
+            "graceful shutdown: refusing new calls",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    // Jicofo sees the flag at once; the call goes on.
+    let (_, stats) =
+        tokio::task::spawn_blocking(move || http_request(rest, "GET", "/about/stats").unwrap())
+            .await
+            .unwrap();
+    assert!(stats.contains("\"graceful_shutdown\":true"), "{stats}");
+    assert!(
+        phone
+            .wait_event("CALL_CLOSED", Duration::from_secs(2))
+            .is_err(),
+        "the running call must not be cut"
+    );
+    // A new call is refused with 503 while the old one runs (OPTIONS still answered).
+    let gateway_sip = format!("sip:jigasi@127.0.0.1:{}", session.deployment.sip_port);
+    let sip_addr = std::net::SocketAddr::from(([127, 0, 0, 1], session.deployment.sip_port));
+    let options = tokio::task::spawn_blocking(move || sip_options(sip_addr, &gateway_sip))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(options, 200);
+
+    // The phone hangs up; the gateway then exits by itself.
+    phone.hangup().unwrap();
+    let exit = session.gateway.wait(Duration::from_secs(15)).unwrap();
+    assert!(exit.success(), "{}", session.gateway.log());
+}
+
+mod lifecycle {
+    //! jigasi-behaviour.md §1.12 rows with the real binary, the stand-in and a real phone.
+
+    use std::path::Path;
+    use std::time::Duration;
+
+    use jigasi_demo::{Session, SessionConfig};
+    use jigasi_jingle::jingle::ReasonCondition;
+    use jigasi_standin::{AudioSource, StandInEvent};
+    use jigasi_testpeers::available;
+
+    use super::BIN;
+
+    async fn session() -> Option<Session> {
+        if !available(&["prosody", "prosodyctl", "kamailio", "baresip", "openssl"]) {
+            return None;
+        }
+        let config = SessionConfig {
+            participant: AudioSource::Tone(1000.0),
+            echo: false,
+            capture: false,
+        };
+        Some(Session::start(Path::new(BIN), &config).await.unwrap())
+    }
+
+    async fn left(session: &Session, who: &str) -> bool {
+        session
+            .standin
+            .wait_for(Duration::from_secs(10), |event| match event {
+                StandInEvent::MemberLeft { nick, .. } if nick == who => Some(()),
+                _ => None,
+            })
+            .await
+            .is_some()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn phone_hangup_leaves_the_room() {
+        let Some(mut session) = session().await else {
+            return;
+        };
+        let (mut phone, nick) = session.established_dial_in(440).await.unwrap();
+        phone.hangup().unwrap();
+        assert!(left(&session, &nick).await, "{}", session.gateway.log());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kick_hangs_up_the_phone() {
+        let Some(mut session) = session().await else {
+            return;
+        };
+        let (mut phone, nick) = session.established_dial_in(440).await.unwrap();
+        session.standin.kick("demo", &nick).await.unwrap();
+        phone
+            .wait_event("CALL_CLOSED", Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}\n{}", session.gateway.log()));
+        assert!(
+            session.gateway.log().contains("Kicked"),
+            "{}",
+            session.gateway.log()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn room_destroyed_hangs_up_the_phone() {
+        let Some(mut session) = session().await else {
+            return;
+        };
+        let (mut phone, _) = session.established_dial_in(440).await.unwrap();
+        session
+            .standin
+            .destroy("demo", Some("end of meeting"))
+            .await
+            .unwrap();
+        phone
+            .wait_event("CALL_CLOSED", Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}\n{}", session.gateway.log()));
+        assert!(
+            session.gateway.log().contains("RoomDestroyed"),
+            "{}",
+            session.gateway.log()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn session_terminate_keeps_the_phone_then_408_after_the_invite_window() {
+        let Some(mut session) = session().await else {
+            return;
+        };
+        let (mut phone, nick) = session.established_dial_in(440).await.unwrap();
+        session
+            .standin
+            .terminate("demo", &nick, ReasonCondition::Success, Some("moving"))
+            .await
+            .unwrap();
+        // The phone call is kept while the gateway waits for a new invite (5 s in the demo
+        // configuration, JVB_INVITE_TIMEOUT)...
+        assert!(
+            phone
+                .wait_event("CALL_CLOSED", Duration::from_secs(3))
+                .is_err()
+        );
+        // ...and ended with BYE (Reason SIP;cause=408) when none comes.
+        phone
+            .wait_event("CALL_CLOSED", Duration::from_secs(8))
+            .unwrap_or_else(|e| panic!("{e}\n{}", session.gateway.log()));
+        assert!(
+            session.gateway.log().contains("NoInvite"),
+            "{}",
+            session.gateway.log()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mute_from_the_focus_stops_our_audio() {
+        let Some(mut session) = session().await else {
+            return;
+        };
+        let (_phone, nick) = session.established_dial_in(440).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = session.standin.media_stats("demo", &nick).await.unwrap();
+        assert!(before.packets_received > 20, "{before:?}");
+        session.standin.mute("demo", &nick).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let muted = session.standin.media_stats("demo", &nick).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = session.standin.media_stats("demo", &nick).await.unwrap();
+        assert!(
+            after.packets_received - muted.packets_received < 5,
+            "still sending while muted: {muted:?} -> {after:?}\n{}",
+            session.gateway.log()
+        );
+    }
+}

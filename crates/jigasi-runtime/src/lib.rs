@@ -37,6 +37,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How long shutdown waits for the registrar to confirm the un-REGISTER.
 const UNREGISTER_DEADLINE: Duration = Duration::from_secs(3);
+/// How long a graceful shutdown lets running calls go on before hanging them up.
+const GRACEFUL_DEADLINE: Duration = Duration::from_secs(300);
 /// How long shutdown waits for calls to hang up.
 const CALLS_END_DEADLINE: Duration = Duration::from_secs(5);
 /// How long shutdown waits for brewery tasks to leave their rooms.
@@ -192,10 +194,44 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
             Some(_) = call_tasks.join_next(), if !call_tasks.is_empty() => {}
         }
     }
-    info!("shutting down");
-    // New INVITEs now get 480 from the SIP stack; running calls are hung up with a reason.
-    drop(incoming);
+    // Graceful shutdown (jigasi-behaviour.md §1.16): Jicofo must stop selecting us at once, new
+    // calls are refused with 503, running calls may finish until the deadline.
+    stats_tx.send_modify(|stats| stats.graceful_shutdown = true);
     stats_snapshot_tx.send_modify(|stats| stats.graceful_shutdown = true);
+    info!(
+        calls = call_tasks.len(),
+        "graceful shutdown: refusing new calls, waiting for running calls"
+    );
+    let deadline = tokio::time::Instant::now() + GRACEFUL_DEADLINE;
+    while !call_tasks.is_empty() {
+        let call = async {
+            match incoming.as_mut() {
+                Some(calls) => calls.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {
+                warn!(calls = call_tasks.len(), "graceful shutdown deadline reached: hanging up");
+                break;
+            }
+            Some(_) = call_tasks.join_next() => {}
+            call = call => match call {
+                Some(call) => {
+                    let reason = jigasi_sip::HangupReason::Sip {
+                        cause: 503,
+                        text: Some("Gateway shutting down".into()),
+                    };
+                    let _ = call.control.reject(503, reason).await;
+                }
+                None => incoming = None,
+            },
+            Some(dial) = dials_rx.recv() => {
+                let _ = dial.reply.send(Err("the gateway is shutting down".into()));
+            }
+        }
+    }
+    drop(incoming);
     calls_cancel.cancel();
     let calls_done = async { while call_tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(CALLS_END_DEADLINE, calls_done)
@@ -204,8 +240,6 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     {
         warn!("calls did not end in time");
     }
-    // Jicofo must stop selecting us first: flag the shutdown in the brewery stats.
-    stats_tx.send_modify(|stats| stats.graceful_shutdown = true);
     brewery_cancel.cancel();
     let leave = async { while brewery_tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(BREWERY_LEAVE_DEADLINE, leave)
