@@ -8,7 +8,7 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -260,6 +260,6 @@ fn run(program: &str, args: &[String], cwd: Option<&Path>) -> Result<(), DemoErr
     }
 }
 
-fn path(p: &PathBuf) -> String {
+fn path(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
