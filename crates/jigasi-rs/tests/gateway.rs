@@ -464,9 +464,8 @@ mod lifecycle {
     async fn left(session: &Session, who: &str) -> bool {
         session
             .standin
-            .wait_for(Duration::from_secs(10), |event| match event {
-                StandInEvent::MemberLeft { nick, .. } if nick == who => Some(()),
-                _ => None,
+            .wait_for(Duration::from_secs(10), |event| {
+                matches!(event, StandInEvent::MemberLeft { nick, .. } if nick == who).then_some(())
             })
             .await
             .is_some()
@@ -568,5 +567,124 @@ mod lifecycle {
             "still sending while muted: {muted:?} -> {after:?}\n{}",
             session.gateway.log()
         );
+    }
+}
+
+mod rayo {
+    //! Rayo dial-out requests against the real binary on a real Prosody (issue 4).
+
+    use std::path::Path;
+    use std::time::Duration;
+
+    use jigasi_demo::{Session, SessionConfig};
+    use jigasi_standin::AudioSource;
+    use jigasi_testpeers::{Baresip, BaresipConfig, audio, available};
+    use jigasi_xmpp::{Auth, ClientConfig, TlsPolicy, stanza};
+    use jigasi_xmpp_io::{ConnectOptions, Incoming, connect_client};
+
+    use super::BIN;
+
+    async fn session() -> Option<Session> {
+        if !available(&["prosody", "prosodyctl", "kamailio", "baresip", "openssl"]) {
+            return None;
+        }
+        let config = SessionConfig {
+            participant: AudioSource::Tone(1000.0),
+            echo: false,
+            capture: false,
+        };
+        Some(Session::start(Path::new(BIN), &config).await.unwrap())
+    }
+
+    fn bob(session: &Session) -> Baresip {
+        let tone = audio::tone_wav(&session.work, 48_000, 500, 60).unwrap();
+        let mut phone = Baresip::start(BaresipConfig {
+            auto_answer: true,
+            play_wav: Some(tone),
+            codecs: "PCMU".into(),
+            ..BaresipConfig::registering("bob", "bobpw", session.deployment.kamailio.addr())
+        })
+        .unwrap();
+        phone.wait_registered(Duration::from_secs(5)).unwrap();
+        phone
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retried_dial_gets_the_same_ref_and_one_call_and_hangup_iq_ends_it() {
+        let Some(mut session) = session().await else {
+            return;
+        };
+        let mut phone = bob(&session);
+        // Jicofo retries a dial it thinks failed: both requests must lead to one call.
+        let (first, second) = tokio::join!(
+            session.standin.dial("demo", "bob", &[]),
+            session.standin.dial("demo", "bob", &[])
+        );
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(first, second, "a retried dial must not start a second call");
+        phone
+            .wait_event("CALL_ESTABLISHED", Duration::from_secs(15))
+            .unwrap_or_else(|e| panic!("{e}\n{}", session.gateway.log()));
+        assert!(
+            phone
+                .wait_event("CALL_INCOMING", Duration::from_secs(2))
+                .is_err(),
+            "a second INVITE reached the phone"
+        );
+
+        // A web participant hangs the call up with a Rayo hangup IQ to the gateway's occupant
+        // JID (lib-jitsi-meet `hangup`); Jigasi's own lookup of it is broken, ours is not.
+        let occupant = format!("{first:?}");
+        let occupant = occupant
+            .split("xmpp:")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_owned();
+        let prosody = &session.deployment.prosody;
+        let c2s = prosody.c2s_addr();
+        let mut options = ConnectOptions::new(c2s.ip().to_string(), c2s.port());
+        options.tls_server_name = prosody.domain().to_owned();
+        options.dangerous_accept_invalid_certs = true;
+        let (web, mut events) = connect_client(
+            options,
+            ClientConfig::new(prosody.domain(), Auth::Anonymous).with_tls(TlsPolicy::IfOffered),
+        )
+        .await
+        .unwrap();
+        // Prosody only routes IQs to occupants from occupants: join as a web participant does.
+        let room = occupant.split('/').next().unwrap();
+        let me: jigasi_xmpp::jid::FullJid = format!("{room}/web").parse().unwrap();
+        web.send(jigasi_xmpp::muc::join_presence(&me, None, Vec::new()))
+            .await
+            .unwrap();
+        let joined = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(incoming) = events.next().await {
+                if let Incoming::Stanza(presence) = incoming
+                    && presence.name() == "presence"
+                    && presence.attr("from") == Some(me.to_string().as_str())
+                {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(joined, Ok(true), "the web participant could not join {room}");
+        let hangup = stanza::iq(
+            "set",
+            Some(&occupant),
+            jigasi_xmpp::minidom::Element::bare("hangup", "urn:xmpp:rayo:1"),
+        );
+        // The IQ is answered through the occupant; a failure to route would be an error here.
+        let answer = web.send_iq(hangup, Duration::from_secs(5)).await;
+        assert!(
+            answer.is_ok(),
+            "hangup IQ not answered: {answer:?}\n{}",
+            session.gateway.log()
+        );
+        phone
+            .wait_event("CALL_CLOSED", Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{e}\n{}", session.gateway.log()));
     }
 }
