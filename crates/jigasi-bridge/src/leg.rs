@@ -8,7 +8,8 @@ use std::time::Instant;
 use jigasi_types::Ssrc;
 use str0m::change::DirectApi;
 use str0m::config::Fingerprint;
-use str0m::media::{MediaKind, Mid, Pt, Rid};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{Frequency, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionValues, RtpWrite, SeqNo};
 use str0m::{Event, IceConnectionState, IceCreds, Input, Output, Rtc, RtcConfig};
@@ -37,16 +38,20 @@ pub struct LegConfig {
     pub opus_pt: u8,
     /// RTP header extension id of `urn:ietf:params:rtp-hdrext:ssrc-audio-level` (Jitsi: 1).
     pub audio_level_ext: u8,
+    /// RFC 4733 `telephone-event/8000` payload type (Jitsi: 126): DTMF pressed in the
+    /// conference arrives on the speaker's SSRC with it.
+    pub telephone_event_pt: u8,
 }
 
 impl LegConfig {
-    /// Jitsi's defaults: Opus PT 111, audio level extension id 1.
+    /// Jitsi's defaults: Opus PT 111, telephone-event PT 126, audio level extension id 1.
     pub fn new(role: Role, local_addrs: Vec<SocketAddr>) -> Self {
         Self {
             role,
             local_addrs,
             opus_pt: 111,
             audio_level_ext: 1,
+            telephone_event_pt: 126,
         }
     }
 }
@@ -130,6 +135,8 @@ pub struct AudioPacket {
     pub ssrc: Ssrc,
     /// Extended (rollover-counted) sequence number.
     pub seq: u64,
+    /// RTP payload type: Opus (111) or an RFC 4733 telephone event (126 from Jitsi).
+    pub payload_type: u8,
     /// RTP timestamp (48 kHz for Opus).
     pub rtp_time: u32,
     /// RFC 6464 level in −dBov (0 loudest, 127 silence), if the extension was present.
@@ -226,8 +233,17 @@ impl MediaLeg {
             // declared stream (str0m-multi-ssrc.md, "Pitfalls").
             .clear_extension_map()
             .set_extension(config.audio_level_ext, Extension::AudioLevel)
-            .set_rtp_mode(true)
-            .build(now);
+            .set_rtp_mode(true);
+        // str0m drops received RTP whose payload type it does not know, even in RTP mode.
+        rtc.codec_config().add_config(
+            Pt::from(config.telephone_event_pt),
+            None,
+            Codec::Tele,
+            Frequency::EIGHT_KHZ,
+            None,
+            FormatParams::default(),
+        );
+        let mut rtc = rtc.build(now);
         if config.local_addrs.is_empty() {
             return Err(LegError::LocalConfig("no local address for ICE".into()));
         }
@@ -446,6 +462,23 @@ impl MediaLeg {
         voice: bool,
     ) -> Result<bool, LegError> {
         let pt = self.config.opus_pt;
+        self.send_rtp(now, ssrc, pt, rtp_time, payload, level, voice)
+    }
+
+    /// Sends one RTP packet of payload type `pt` on `ssrc` (one of ours): Opus as
+    /// [`MediaLeg::send_audio`] does, or an RFC 4733 telephone event. Before the leg is
+    /// connected the packet is dropped; returns whether it was queued.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_rtp(
+        &mut self,
+        now: Instant,
+        ssrc: Ssrc,
+        pt: u8,
+        rtp_time: u32,
+        payload: &[u8],
+        level: u8,
+        voice: bool,
+    ) -> Result<bool, LegError> {
         let Some(state) = self.send.get_mut(&ssrc) else {
             return Err(LegError::ApiMisuse(
                 "send_audio on an SSRC we did not declare",
@@ -531,6 +564,7 @@ impl MediaLeg {
                 Some(LegEvent::Audio(AudioPacket {
                     ssrc,
                     seq: *packet.seq_no,
+                    payload_type: *packet.header.payload_type,
                     rtp_time: packet.header.timestamp,
                     level: ext
                         .audio_level

@@ -14,7 +14,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use jid::Jid;
-use jigasi_media::{AudioLevel, BridgePacket, CodecKind, Conference, ConferenceError, PhoneConfig};
+use jigasi_media::{
+    AudioLevel, BridgePacket, CodecKind, Conference, ConferenceError, DtmfDigit, DtmfMethod,
+    DtmfReceived, MediaEvent, PhoneConfig,
+};
 use jigasi_sip_core::sdp::{
     CodecPreference, LocalMedia, Negotiation, Offer, SdpSession, SessionDescription,
 };
@@ -67,6 +70,28 @@ pub enum SipCommand {
         /// E.g. SIP cause 408 "No invite from conference focus".
         reason: HangupCause,
     },
+    /// Send INFO in the dialog (DTMF with `SIP_INFO_DTMF`).
+    Info {
+        /// E.g. `application/dtmf-relay`.
+        content_type: String,
+        /// The body, e.g. `Signal=5\r\nDuration=250\r\n`.
+        body: String,
+    },
+}
+
+/// How DTMF from the conference reaches the phone (Jigasi's `DTMF_METHOD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DtmfToPhone {
+    /// RFC 4733 if `telephone-event` was negotiated, else in-band tones (`AUTO_DTMF`).
+    #[default]
+    Auto,
+    /// RFC 4733 telephone events (`RTP_DTMF`); in-band if the phone did not negotiate them,
+    /// rather than losing the digit as Jigasi does.
+    Rtp,
+    /// INFO with `application/dtmf-relay` (`SIP_INFO_DTMF`).
+    SipInfo,
+    /// Tones mixed into the audio (`INBAND_DTMF`).
+    Inband,
 }
 
 /// The protocol of an RFC 3326 `Reason` header.
@@ -199,6 +224,10 @@ pub struct CallConfig {
     pub first_sequence: u16,
     /// First RTP timestamp toward the phone.
     pub first_timestamp: u32,
+    /// How DTMF from the conference is sent to the phone.
+    pub dtmf_method: DtmfToPhone,
+    /// The shortest tone sent (`DTMF_MINIMAL_TONE_DURATION`).
+    pub dtmf_minimal_tone: Duration,
 }
 
 /// Which way the call goes, with what that direction needs.
@@ -634,7 +663,7 @@ impl Call {
             ConferenceEvent::Audio(packet) => {
                 let bridge_packet = BridgePacket {
                     ssrc: packet.ssrc,
-                    payload_type: PayloadType::new(111),
+                    payload_type: PayloadType::new(packet.payload_type),
                     // The engine works with 16-bit sequence numbers and unwraps them itself.
                     sequence: (packet.seq & 0xffff) as u16,
                     timestamp: packet.rtp_time,
@@ -651,6 +680,7 @@ impl Call {
                         let _ = self.media.handle_bridge_packet(now, &bridge_packet);
                     }
                 }
+                self.pump_media_events();
             }
             ConferenceEvent::SessionTerminated { .. } | ConferenceEvent::OccupantsChanged(_) => {}
             ConferenceEvent::MuteChanged(muted) => {
@@ -660,6 +690,55 @@ impl Call {
                 let (header, status, phrase) = end_mapping(&reason);
                 self.finish_sip(header, status, phrase);
                 self.ended(format!("{reason:?}"));
+            }
+        }
+    }
+
+    /// Acts on the audio engine's events: DTMF pressed in the conference goes to the phone
+    /// (jigasi-behaviour.md §1.5) once the press has ended, so its length is known.
+    fn pump_media_events(&mut self) {
+        while let Some(event) = self.media.poll_event() {
+            match event {
+                MediaEvent::DtmfFromConference {
+                    received: DtmfReceived::Ended { digit, duration },
+                    ..
+                } => {
+                    // Jitsi signals telephone-event at an 8 kHz clock.
+                    let duration = Duration::from_millis(u64::from(duration) / 8)
+                        .max(self.config.dtmf_minimal_tone);
+                    self.dtmf_to_phone(digit, duration);
+                }
+                MediaEvent::DtmfFromConference {
+                    received: DtmfReceived::Started(_),
+                    ..
+                } => {}
+                // Jigasi does not forward DTMF from the phone either (jigasi-behaviour.md §1.5).
+                MediaEvent::DtmfFromPhone { received, .. } => {
+                    tracing::debug!(?received, "DTMF from the phone");
+                }
+            }
+        }
+    }
+
+    fn dtmf_to_phone(&mut self, digit: DtmfDigit, duration: Duration) {
+        if self.sip != SipState::Answered {
+            return;
+        }
+        match self.config.dtmf_method {
+            DtmfToPhone::SipInfo => {
+                self.out.push_back(CallOutput::Sip(SipCommand::Info {
+                    content_type: "application/dtmf-relay".into(),
+                    body: format!(
+                        "Signal={}\r\nDuration={}\r\n",
+                        digit.as_char(),
+                        duration.as_millis()
+                    ),
+                }));
+            }
+            DtmfToPhone::Auto | DtmfToPhone::Rtp | DtmfToPhone::Inband => {
+                if let Err(error) = self.media.send_dtmf(self.config.id, digit, duration) {
+                    tracing::warn!(%error, "DTMF to the phone dropped");
+                }
             }
         }
     }
@@ -699,6 +778,7 @@ impl Call {
             }
         }
         self.pump_conference(now);
+        self.pump_media_events();
     }
 
     /// A re-INVITE or UPDATE with a new offer (hold, resume, codec change): returns the SDP
@@ -855,6 +935,11 @@ fn phone_config(config: &CallConfig, negotiation: &Negotiation) -> Result<PhoneC
     let mut phone = PhoneConfig::new(codec, config.conference.ssrc, config.phone_ssrc);
     phone.payload_type = negotiation.codec.payload_type;
     phone.telephone_event_pt = negotiation.telephone_event.as_ref().map(|t| t.payload_type);
+    // Without a negotiated telephone-event the engine falls back to in-band tones itself.
+    phone.dtmf_method = match config.dtmf_method {
+        DtmfToPhone::Inband => DtmfMethod::Inband,
+        DtmfToPhone::Auto | DtmfToPhone::Rtp | DtmfToPhone::SipInfo => DtmfMethod::Rfc4733,
+    };
     phone.first_sequence = config.first_sequence;
     phone.first_timestamp = config.first_timestamp;
     phone.first_bridge_timestamp = config.first_timestamp.rotate_left(7);

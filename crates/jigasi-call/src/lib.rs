@@ -25,8 +25,8 @@ mod conference;
 pub mod rayo;
 
 pub use call::{
-    Call, CallConfig, CallError, CallEvent, CallOutput, HangupCause, MediaSocket, ReasonProtocol,
-    SipCommand, SipInput,
+    Call, CallConfig, CallError, CallEvent, CallOutput, DtmfToPhone, HangupCause, MediaSocket,
+    ReasonProtocol, SipCommand, SipInput,
 };
 pub use conference::{
     ConferenceConfig, ConferenceEvent, ConferenceLeg, ConferenceOutput, EndReason,

@@ -670,7 +670,11 @@ mod rayo {
             false
         })
         .await;
-        assert_eq!(joined, Ok(true), "the web participant could not join {room}");
+        assert_eq!(
+            joined,
+            Ok(true),
+            "the web participant could not join {room}"
+        );
         let hangup = stanza::iq(
             "set",
             Some(&occupant),

@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use jid::BareJid;
 use jigasi_call::{
-    Call, CallConfig, CallEvent, CallOutput, ConferenceConfig, HangupCause, MediaSocket,
-    ReasonProtocol, SipCommand, SipInput,
+    Call, CallConfig, CallEvent, CallOutput, ConferenceConfig, DtmfToPhone, HangupCause,
+    MediaSocket, ReasonProtocol, SipCommand, SipInput,
 };
 use jigasi_config::Config;
+use jigasi_config::DtmfMethod;
 use jigasi_sip::{CallControl, DialRequest, Dialer, HangupReason, IncomingCall};
 use jigasi_sip_core::room::{
     DialInConfig, HeaderNames, dial_in_target, dial_out_headers, dial_out_request_uri,
@@ -424,6 +425,14 @@ impl CallRunner {
                     .await
             }
             SipCommand::Hangup { reason } => control.hangup(hangup_reason(&reason)).await,
+            SipCommand::Info { content_type, body } => control
+                .send_info(&content_type, body.into_bytes())
+                .await
+                .map(|status| {
+                    if !(200..300).contains(&status) {
+                        warn!(status, "the phone refused our INFO");
+                    }
+                }),
             SipCommand::Invite { .. } => Ok(()),
         };
         if let Err(error) = result {
@@ -528,6 +537,13 @@ async fn prepare(
         sdp_session_id: rng.random::<u32>().into(),
         first_sequence: rng.random::<u16>() & 0x7fff,
         first_timestamp: rng.random(),
+        dtmf_method: dtmf_method(config),
+        dtmf_minimal_tone: config
+            .sip
+            .as_ref()
+            .map_or(std::time::Duration::from_millis(70), |a| {
+                a.dtmf_minimal_tone_duration
+            }),
     };
     info!(%nick, %phone_rtp, %bridge_addr, "call media and nick");
     Ok(Prepared {
@@ -618,6 +634,16 @@ fn dial_in_config(config: &Config) -> DialInConfig {
         }
     }
     dial_in
+}
+
+/// `DTMF_METHOD` as the call logic sees it.
+fn dtmf_method(config: &Config) -> DtmfToPhone {
+    match config.sip.as_ref().map(|a| a.dtmf_method) {
+        Some(DtmfMethod::Rtp) => DtmfToPhone::Rtp,
+        Some(DtmfMethod::SipInfo) => DtmfToPhone::SipInfo,
+        Some(DtmfMethod::Inband) => DtmfToPhone::Inband,
+        Some(DtmfMethod::Auto) | None => DtmfToPhone::Auto,
+    }
 }
 
 fn codec_preferences(config: &Config) -> Vec<CodecPreference> {

@@ -55,6 +55,8 @@ fn config() -> CallConfig {
         sdp_session_id: 42,
         first_sequence: 100,
         first_timestamp: 1000,
+        dtmf_method: DtmfToPhone::Auto,
+        dtmf_minimal_tone: Duration::from_millis(70),
     }
 }
 
@@ -754,4 +756,134 @@ fn conference_ending_before_the_answer_cancels_the_invite() {
         "{:?}",
         world.sip
     );
+}
+
+/// A conference participant presses `digit` for 200 ms: RFC 4733 packets at an 8 kHz clock on
+/// the speaker's SSRC with payload type 126, as a browser sends them through the bridge.
+fn press_in_conference(world: &mut World, ssrc: u32, digit: u8) {
+    let start = 480_000;
+    for step in 1..=10u16 {
+        let event = jigasi_media::TelephoneEvent {
+            event: digit,
+            end: step == 10,
+            volume: 10,
+            duration: step * 160,
+        };
+        // The end packet is sent three times (RFC 4733 §2.5.1.4).
+        let copies = if step == 10 { 3 } else { 1 };
+        for _ in 0..copies {
+            world
+                .bridge
+                .send_rtp(
+                    world.now,
+                    Ssrc::new(ssrc),
+                    126,
+                    start,
+                    &event.to_bytes(),
+                    127,
+                    false,
+                )
+                .unwrap();
+        }
+        world.drain_bridge();
+        world.step(Duration::from_millis(20));
+    }
+    for _ in 0..30 {
+        world.step(Duration::from_millis(20));
+    }
+}
+
+/// The telephone events the phone received (payload type 101 in `PCMU_OFFER`).
+fn phone_events(world: &World, skip: usize) -> Vec<jigasi_media::TelephoneEvent> {
+    world.to_phone[skip..]
+        .iter()
+        .filter(|p| p.len() >= 16 && p[1] & 0x7f == 101)
+        .map(|p| jigasi_media::TelephoneEvent::parse(&p[12..]).unwrap())
+        .collect()
+}
+
+#[test]
+fn dtmf_pressed_in_the_conference_reaches_the_phone_as_rfc4733() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
+    let before = world.to_phone.len();
+    assert!(phone_events(&world, 0).is_empty());
+
+    press_in_conference(&mut world, 1001, 5);
+
+    let events = phone_events(&world, before);
+    assert!(!events.is_empty(), "no telephone-event reached the phone");
+    assert!(events.iter().all(|e| e.event == 5), "{events:?}");
+    let last = events.last().unwrap();
+    assert!(last.end, "the press never ended: {events:?}");
+    // 200 ms at the phone's 8 kHz clock, rounded up to whole 20 ms frames.
+    assert!(
+        (1600..=1760).contains(&last.duration),
+        "duration {}",
+        last.duration
+    );
+    assert!(
+        world
+            .sip
+            .iter()
+            .all(|c| !matches!(c, SipCommand::Info { .. }))
+    );
+}
+
+#[test]
+fn dtmf_with_sip_info_method_is_sent_as_dtmf_relay() {
+    let mut world = World::new();
+    let mut config = config();
+    config.dtmf_method = DtmfToPhone::SipInfo;
+    world.call = Call::dial_in(config, PCMU_OFFER.as_bytes()).unwrap();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
+    let before = world.to_phone.len();
+
+    press_in_conference(&mut world, 1001, 11);
+
+    let infos: Vec<_> = world
+        .sip
+        .iter()
+        .filter_map(|c| {
+            if let SipCommand::Info { content_type, body } = c {
+                Some((content_type.clone(), body.clone()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(
+        infos,
+        vec![(
+            "application/dtmf-relay".to_owned(),
+            "Signal=#\r\nDuration=200\r\n".to_owned()
+        )]
+    );
+    assert!(phone_events(&world, before).is_empty());
+}
+
+#[test]
+fn dtmf_with_inband_method_is_heard_as_tones() {
+    let mut world = World::new();
+    let mut config = config();
+    config.dtmf_method = DtmfToPhone::Inband;
+    world.call = Call::dial_in(config, PCMU_OFFER.as_bytes()).unwrap();
+    world.join_and_invite(&[1001]);
+    // No speaker audio: only the tone should be heard.
+    talk(&mut world, 1, 440.0, &[]);
+    let before = world.to_phone.len();
+
+    press_in_conference(&mut world, 1001, 1);
+
+    assert!(phone_events(&world, before).is_empty());
+    let heard = phone_heard(&world, before);
+    let detected = heard
+        .chunks(160)
+        .filter(|frame| {
+            jigasi_media::tone::detect_dtmf(frame, 8000) == Some(jigasi_media::DtmfDigit::D1)
+        })
+        .count();
+    assert!(detected >= 5, "digit 1 heard in {detected} frames");
 }
