@@ -174,6 +174,9 @@ pub enum CallEvent {
     Answered,
     /// Media to the bridge is up.
     MediaConnected,
+    /// The phone sent no RTP for the configured threshold although it should (not on hold).
+    /// Reported once per silence; RTP that comes back re-arms it.
+    MediaDropped,
     /// The call is over; nothing more will happen.
     Ended {
         /// Why, for logs and statistics.
@@ -228,6 +231,12 @@ pub struct CallConfig {
     pub dtmf_method: DtmfToPhone,
     /// The shortest tone sent (`DTMF_MINIMAL_TONE_DURATION`).
     pub dtmf_minimal_tone: Duration,
+    /// No RTP from an answered phone for this long is "media dropped"
+    /// (`SIP_MEDIA_DROPPED_THRESHOLD_MS`, 10 s; `None` = never).
+    pub media_dropped_threshold: Option<Duration>,
+    /// Hang up with 408 "Stopped receiving media" when media dropped
+    /// (`HANGUP_SIP_ON_MEDIA_DROPPED`, off).
+    pub hangup_on_media_dropped: bool,
 }
 
 /// Which way the call goes, with what that direction needs.
@@ -278,6 +287,10 @@ pub struct Call {
     /// Where the phone's RTP really comes from (symmetric RTP, RFC 4961): latched on the first
     /// packet, the SDP address until then.
     phone_remote: SocketAddr,
+    /// When the phone's last valid RTP arrived (or the answer, or the end of a hold).
+    phone_heard_at: Option<Instant>,
+    /// A [`CallEvent::MediaDropped`] was reported and no RTP came since.
+    media_dropped: bool,
     next_tick: Option<Instant>,
     /// The conference leg's next deadline, taken when its outputs were drained.
     conference_deadline: Option<Instant>,
@@ -359,6 +372,8 @@ impl Call {
             },
             sip: SipState::Ringing,
             phone_remote,
+            phone_heard_at: None,
+            media_dropped: false,
             next_tick: None,
             conference_deadline: None,
             ended_reported: false,
@@ -399,6 +414,8 @@ impl Call {
                 leave_at: None,
             },
             sip: SipState::Idle,
+            phone_heard_at: None,
+            media_dropped: false,
             next_tick: None,
             conference_deadline: None,
             ended_reported: false,
@@ -539,10 +556,18 @@ impl Call {
                 if self.sip == SipState::Ended {
                     return;
                 }
-                // Symmetric RTP: answer where the phone really sends from (NAT).
-                self.phone_remote = source;
                 // A malformed packet is counted by the engine and dropped; the call goes on.
-                let _ = self.media.handle_phone_rtp(now, self.config.id, contents);
+                if self
+                    .media
+                    .handle_phone_rtp(now, self.config.id, contents)
+                    .is_ok()
+                {
+                    // Symmetric RTP: answer where the phone really sends from (NAT), but only
+                    // once it sent valid RTP, so a stray datagram cannot steer our audio away.
+                    self.phone_remote = source;
+                    self.phone_heard_at = Some(now);
+                    self.media_dropped = false;
+                }
             }
         }
     }
@@ -743,8 +768,41 @@ impl Call {
         }
     }
 
+    /// Jigasi's dropped-media detection (jigasi-behaviour.md §1.2), checked every frame rather
+    /// than every 2 s, and not fooled by a phone that holds the call.
+    fn check_phone_media(&mut self, now: Instant) {
+        let phone_sends = self
+            .negotiation
+            .as_ref()
+            .is_some_and(|n| n.direction.receives());
+        let heard = self.phone_heard_at.get_or_insert(now);
+        if !phone_sends {
+            *heard = now;
+            return;
+        }
+        let Some(threshold) = self.config.media_dropped_threshold else {
+            return;
+        };
+        if self.media_dropped || now.saturating_duration_since(*heard) < threshold {
+            return;
+        }
+        self.media_dropped = true;
+        self.event(CallEvent::MediaDropped);
+        if self.config.hangup_on_media_dropped {
+            let reason = "Stopped receiving media";
+            self.finish_sip(HangupCause::sip(408, reason), 408, reason);
+            self.conference.hang_up();
+            self.pump_conference(now);
+            self.ended(reason.to_owned());
+        }
+    }
+
     /// One 20 ms frame each way.
     fn tick(&mut self, now: Instant) {
+        self.check_phone_media(now);
+        if self.sip != SipState::Answered {
+            return;
+        }
         self.media.tick(now);
         let sending = self.negotiation.as_ref().is_some_and(Negotiation::sending);
         let Self {

@@ -21,6 +21,9 @@ pub struct SessionConfig {
     pub echo: bool,
     /// Capture the media ports with tshark to report packets, loss and jitter per stream.
     pub capture: bool,
+    /// `key=value` lines appended to the gateway's `sip-communicator.properties` (they override
+    /// the deployment's defaults).
+    pub extra_properties: Vec<String>,
 }
 
 /// What one call measured.
@@ -89,6 +92,16 @@ impl Session {
             .add_participant(DEMO_ROOM, "web1", config.participant.clone())
             .await
             .map_err(|e| DemoError::Expectation(format!("stand-in participant: {e}")))?;
+        if !config.extra_properties.is_empty() {
+            let path = deployment.properties_path();
+            let mut text = std::fs::read_to_string(&path)
+                .map_err(io(format!("cannot read {}", path.display())))?;
+            for line in &config.extra_properties {
+                text.push_str(line);
+                text.push('\n');
+            }
+            std::fs::write(&path, text).map_err(io(format!("cannot write {}", path.display())))?;
+        }
         let started = Instant::now();
         let mut gateway = GatewayProcess::spawn(binary, &deployment.gateway_args(), config.echo)?;
         gateway.wait_for_line(READY_LINE, Duration::from_secs(20))?;
@@ -340,6 +353,7 @@ pub async fn dial_in_scenario(
         participant: AudioSource::Tone(participant_tone),
         echo,
         capture: false,
+        extra_properties: Vec::new(),
     };
     let mut session = Session::start(binary, &config).await?;
     let tone = audio::tone_wav(&session.work, 48_000, phone_tone, 30)?;
@@ -360,6 +374,7 @@ pub async fn dial_out_scenario(
         participant: AudioSource::Tone(participant_tone),
         echo,
         capture: false,
+        extra_properties: Vec::new(),
     };
     let mut session = Session::start(binary, &config).await?;
     let tone = audio::tone_wav(&session.work, 48_000, phone_tone, 30)?;

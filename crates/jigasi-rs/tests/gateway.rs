@@ -378,6 +378,7 @@ async fn graceful_shutdown_lets_a_running_call_finish_and_refuses_new_ones() {
         participant: jigasi_standin::AudioSource::Tone(1000.0),
         echo: false,
         capture: false,
+        extra_properties: Vec::new(),
     };
     let mut session = Session::start(Path::new(BIN), &config).await.unwrap();
     let registrar = session.deployment.kamailio.addr();
@@ -457,6 +458,7 @@ mod lifecycle {
             participant: AudioSource::Tone(1000.0),
             echo: false,
             capture: false,
+            extra_properties: Vec::new(),
         };
         Some(Session::start(Path::new(BIN), &config).await.unwrap())
     }
@@ -592,6 +594,7 @@ mod rayo {
             participant: AudioSource::Tone(1000.0),
             echo: false,
             capture: false,
+            extra_properties: Vec::new(),
         };
         Some(Session::start(Path::new(BIN), &config).await.unwrap())
     }
@@ -691,4 +694,134 @@ mod rayo {
             .wait_event("CALL_CLOSED", Duration::from_secs(10))
             .unwrap_or_else(|e| panic!("{e}\n{}", session.gateway.log()));
     }
+}
+
+/// jigasi-behaviour.md §1.2 dropped-media detection with the real binary: a SIPp phone that
+/// answers RTP with silence is hung up with `Reason: SIP;cause=408` after
+/// `SIP_MEDIA_DROPPED_THRESHOLD_MS` when `HANGUP_SIP_ON_MEDIA_DROPPED` is set, and
+/// `/about/stats` counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_sends_no_media_is_hung_up_with_408_and_counted() {
+    use jigasi_demo::{Session, SessionConfig, http_request};
+    use jigasi_testpeers::Sipp;
+    if !available(&["prosody", "prosodyctl", "kamailio", "sipp", "openssl"]) {
+        return;
+    }
+    let config = SessionConfig {
+        participant: jigasi_standin::AudioSource::Tone(1000.0),
+        echo: false,
+        capture: false,
+        extra_properties: vec![
+            "org.jitsi.jigasi.SIP_MEDIA_DROPPED_THRESHOLD_MS=2000".into(),
+            "org.jitsi.jigasi.HANGUP_SIP_ON_MEDIA_DROPPED=true".into(),
+        ],
+    };
+    let mut session = Session::start(Path::new(BIN), &config).await.unwrap();
+    let scenario = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="silent phone">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:jigasi@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Silent" <sip:silent@other.test>;tag=[pid]SIPpTag09[call_number]
+      To: <sip:jigasi@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:silent@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Jitsi-Conference-Room: demo@conference.meet.example.com
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[local_ip_type] [local_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+      a=sendrecv
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:jigasi@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Silent" <sip:silent@other.test>;tag=[pid]SIPpTag09[call_number]
+      To: <sip:jigasi@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:silent@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="BYE">
+    <action>
+      <ereg regexp="SIP;cause=408" search_in="hdr" header="Reason:" check_it="true" assign_to="reason"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <Reference variables="reason"/>
+</scenario>
+"#;
+    let xml = session.work.join("silent.xml");
+    std::fs::write(&xml, scenario).unwrap();
+    let gateway = format!("127.0.0.1:{}", session.deployment.sip_port);
+    let work = session.work.clone();
+    let args = [
+        "-sf",
+        xml.to_str().unwrap(),
+        "-m",
+        "1",
+        "-timeout",
+        "20",
+        "-timeout_error",
+        gateway.as_str(),
+    ]
+    .map(str::to_owned);
+    let started = std::time::Instant::now();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Sipp::run(&args, &work, Duration::from_secs(30)).unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        outcome.success(),
+        "sipp failed ({:?}):\n{}\n{}",
+        outcome.code,
+        outcome.output,
+        session.gateway.log()
+    );
+    // Answered, then 2 s without RTP: not before.
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let rest = session.deployment.rest_addr();
+    let (_, stats) =
+        tokio::task::spawn_blocking(move || http_request(rest, "GET", "/about/stats").unwrap())
+            .await
+            .unwrap();
+    assert!(
+        stats.contains("\"total_calls_with_dropped_media\":1"),
+        "{stats}"
+    );
+    assert!(stats.contains("\"total_count_dropped_media\":1"), "{stats}");
 }

@@ -33,6 +33,8 @@ use tracing::{Instrument, info, info_span, warn};
 pub(crate) enum RegistryEvent {
     /// The call's participant joined its room.
     Joined(CallId),
+    /// The phone stopped sending RTP (once per silence).
+    MediaDropped(CallId),
     /// The call is over.
     Ended(CallId),
 }
@@ -351,6 +353,13 @@ impl CallRunner {
                     }
                     CallEvent::Answered => info!("answered the phone"),
                     CallEvent::MediaConnected => info!("media to the bridge connected"),
+                    CallEvent::MediaDropped => {
+                        warn!("the phone stopped sending media");
+                        let _ = self
+                            .registry
+                            .send(RegistryEvent::MediaDropped(self.id))
+                            .await;
+                    }
                     CallEvent::Ended { reason } => info!(%reason, "call ending"),
                 },
                 CallOutput::Timeout(at) => return Some(at),
@@ -544,6 +553,8 @@ async fn prepare(
             .map_or(std::time::Duration::from_millis(70), |a| {
                 a.dtmf_minimal_tone_duration
             }),
+        media_dropped_threshold: config.jigasi.sip_media_dropped_threshold,
+        hangup_on_media_dropped: config.jigasi.hangup_sip_on_media_dropped,
     };
     info!(%nick, %phone_rtp, %bridge_addr, "call media and nick");
     Ok(Prepared {

@@ -282,12 +282,21 @@ async fn run_registry(
     threshold: u32,
 ) {
     let mut joined = std::collections::BTreeSet::new();
+    let mut dropped_media = std::collections::BTreeSet::new();
     while let Some(event) = events.recv().await {
         match event {
             RegistryEvent::Joined(id) => {
                 joined.insert(id);
             }
+            RegistryEvent::MediaDropped(id) => {
+                let first = dropped_media.insert(id);
+                rest.send_modify(|s| {
+                    s.total_count_dropped_media += 1;
+                    s.total_calls_with_dropped_media += u64::from(first);
+                });
+            }
             RegistryEvent::Ended(id) => {
+                dropped_media.remove(&id);
                 if joined.remove(&id) {
                     rest.send_modify(|s| s.total_conferences_completed += 1);
                 }

@@ -57,6 +57,8 @@ fn config() -> CallConfig {
         first_timestamp: 1000,
         dtmf_method: DtmfToPhone::Auto,
         dtmf_minimal_tone: Duration::from_millis(70),
+        media_dropped_threshold: Some(Duration::from_secs(10)),
+        hangup_on_media_dropped: false,
     }
 }
 
@@ -886,4 +888,142 @@ fn dtmf_with_inband_method_is_heard_as_tones() {
         })
         .count();
     assert!(detected >= 5, "digit 1 heard in {detected} frames");
+}
+
+fn dropped_count(world: &World) -> usize {
+    world
+        .events
+        .iter()
+        .filter(|e| matches!(e, CallEvent::MediaDropped))
+        .count()
+}
+
+fn silence(world: &mut World, duration: Duration) {
+    let steps = duration.as_millis() / 20;
+    for _ in 0..steps {
+        world.step(Duration::from_millis(20));
+    }
+}
+
+/// A world whose phone counts as dropped after 2 s without RTP.
+fn world_with_media_threshold(hangup: bool) -> World {
+    let mut world = World::new();
+    let mut config = config();
+    config.media_dropped_threshold = Some(Duration::from_secs(2));
+    config.hangup_on_media_dropped = hangup;
+    world.call = Call::dial_in(config, PCMU_OFFER.as_bytes()).unwrap();
+    world.join_and_invite(&[1001]);
+    world
+}
+
+#[test]
+fn a_silent_phone_is_reported_once_per_silence() {
+    let mut world = world_with_media_threshold(false);
+    talk(&mut world, 1, 440.0, &[]);
+    silence(&mut world, Duration::from_millis(1500));
+    assert_eq!(dropped_count(&world), 0, "reported before the threshold");
+    silence(&mut world, Duration::from_secs(3));
+    assert_eq!(dropped_count(&world), 1);
+    // RTP comes back, then stops again: a second occurrence.
+    talk(&mut world, 1, 440.0, &[]);
+    assert_eq!(dropped_count(&world), 1);
+    silence(&mut world, Duration::from_secs(3));
+    assert_eq!(dropped_count(&world), 2);
+    // Without HANGUP_SIP_ON_MEDIA_DROPPED the call goes on.
+    assert!(
+        !world
+            .sip
+            .iter()
+            .any(|c| matches!(c, SipCommand::Hangup { .. })),
+        "{:?}",
+        world.sip
+    );
+    assert!(
+        !world
+            .events
+            .iter()
+            .any(|e| matches!(e, CallEvent::Ended { .. }))
+    );
+}
+
+#[test]
+fn hangup_on_media_dropped_sends_bye_with_408() {
+    let mut world = world_with_media_threshold(true);
+    talk(&mut world, 1, 440.0, &[]);
+    silence(&mut world, Duration::from_secs(3));
+    assert_eq!(dropped_count(&world), 1);
+    let hangup = world.sip.iter().find_map(|c| {
+        if let SipCommand::Hangup { reason } = c {
+            Some(reason.clone())
+        } else {
+            None
+        }
+    });
+    assert_eq!(
+        hangup,
+        Some(HangupCause::sip(408, "Stopped receiving media")),
+        "{:?}",
+        world.sip
+    );
+    assert!(
+        world
+            .events
+            .iter()
+            .any(|e| matches!(e, CallEvent::Ended { .. }))
+    );
+}
+
+#[test]
+fn a_phone_on_hold_that_sends_nothing_is_not_dropped() {
+    let mut world = world_with_media_threshold(true);
+    talk(&mut world, 1, 440.0, &[]);
+    let inactive = PCMU_OFFER
+        .replace("a=sendrecv", "a=inactive")
+        .replace("o=phone 1 1", "o=phone 1 2");
+    world.call.answer_re_offer(inactive.as_bytes()).unwrap();
+    silence(&mut world, Duration::from_secs(5));
+    assert_eq!(dropped_count(&world), 0);
+    // Resumed but still silent: now it counts.
+    let resume = PCMU_OFFER.replace("o=phone 1 1", "o=phone 1 3");
+    world.call.answer_re_offer(resume.as_bytes()).unwrap();
+    silence(&mut world, Duration::from_secs(3));
+    assert_eq!(dropped_count(&world), 1);
+}
+
+#[test]
+fn a_stray_datagram_does_not_steer_the_phone_audio() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    let attacker: SocketAddr = "198.51.100.66:5000".parse().unwrap();
+    world.call.handle_datagram(
+        world.now,
+        MediaSocket::Phone,
+        attacker,
+        GATEWAY_PHONE_RTP.parse().unwrap(),
+        b"not rtp at all",
+    );
+    let mut destinations = Vec::new();
+    for _ in 0..5 {
+        world.now += Duration::from_millis(20);
+        world.call.handle_timeout(world.now);
+        loop {
+            match world.call.poll_output() {
+                CallOutput::Transmit {
+                    socket: MediaSocket::Phone,
+                    destination,
+                    ..
+                } => destinations.push(destination),
+                CallOutput::Timeout(_) | CallOutput::Idle => break,
+                CallOutput::Sip(_)
+                | CallOutput::Xmpp(_)
+                | CallOutput::Event(_)
+                | CallOutput::Transmit { .. } => {}
+            }
+        }
+    }
+    assert!(!destinations.is_empty());
+    assert!(
+        destinations.iter().all(|d| *d == PHONE.parse().unwrap()),
+        "{destinations:?}"
+    );
 }

@@ -74,6 +74,7 @@ async fn demo() -> Result<(), DemoError> {
         participant: AudioSource::Wav(web_speech.clone()),
         echo: false,
         capture: true,
+        extra_properties: Vec::new(),
     };
     let mut session = Session::start(&binary, &config).await?;
     println!(
