@@ -31,6 +31,10 @@ use crate::conference::{
 /// The media tick: one 20 ms frame each way.
 const TICK: Duration = Duration::from_millis(20);
 
+/// How long an answered phone waits for the per-call XMPP connection to come back (and the
+/// conference to be rejoined) before it is hung up.
+pub const XMPP_RECONNECT_WINDOW: Duration = Duration::from_secs(30);
+
 /// Which socket a datagram belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaSocket {
@@ -177,6 +181,9 @@ pub enum CallEvent {
     /// The phone sent no RTP for the configured threshold although it should (not on hold).
     /// Reported once per silence; RTP that comes back re-arms it.
     MediaDropped,
+    /// The per-call XMPP connection was lost with the phone answered: the phone is kept; call
+    /// [`Call::handle_xmpp_reconnected`] within [`XMPP_RECONNECT_WINDOW`] or it is hung up.
+    ConferenceLost,
     /// The call is over; nothing more will happen.
     Ended {
         /// Why, for logs and statistics.
@@ -291,6 +298,8 @@ pub struct Call {
     phone_heard_at: Option<Instant>,
     /// A [`CallEvent::MediaDropped`] was reported and no RTP came since.
     media_dropped: bool,
+    /// The XMPP connection is lost and the phone kept: hang up at this instant unless it is back.
+    xmpp_lost_deadline: Option<Instant>,
     next_tick: Option<Instant>,
     /// The conference leg's next deadline, taken when its outputs were drained.
     conference_deadline: Option<Instant>,
@@ -374,6 +383,7 @@ impl Call {
             phone_remote,
             phone_heard_at: None,
             media_dropped: false,
+            xmpp_lost_deadline: None,
             next_tick: None,
             conference_deadline: None,
             ended_reported: false,
@@ -416,6 +426,7 @@ impl Call {
             sip: SipState::Idle,
             phone_heard_at: None,
             media_dropped: false,
+            xmpp_lost_deadline: None,
             next_tick: None,
             conference_deadline: None,
             ended_reported: false,
@@ -445,9 +456,49 @@ impl Call {
         self.pump_conference(now);
     }
 
-    /// The per-call XMPP connection is gone.
+    /// The per-call XMPP connection is gone. An answered phone is kept (Jigasi §1.12 "XMPP
+    /// connection failed"): the conference side starts over once
+    /// [`Call::handle_xmpp_reconnected`] says the connection is back; otherwise the call ends.
     pub fn handle_xmpp_lost(&mut self, now: Instant) {
-        self.conference.handle_connection_lost();
+        if self.sip != SipState::Answered || self.ended_reported {
+            self.conference.handle_connection_lost();
+            self.pump_conference(now);
+            return;
+        }
+        if self.xmpp_lost_deadline.is_some() {
+            return;
+        }
+        // The old leg's session and timers are meaningless now; a fresh leg waits, inert.
+        match ConferenceLeg::new(self.config.conference.clone()) {
+            Ok(leg) => self.conference = leg,
+            Err(_) => {
+                self.conference.handle_connection_lost();
+                self.pump_conference(now);
+                return;
+            }
+        }
+        self.conference_deadline = None;
+        self.xmpp_lost_deadline = Some(now + XMPP_RECONNECT_WINDOW);
+        self.event(CallEvent::ConferenceLost);
+    }
+
+    /// A new per-call XMPP connection is online as `jid` after [`CallEvent::ConferenceLost`]:
+    /// rejoin the room as `nick` (a new one, since the old occupant may linger until the server
+    /// notices) and wait for the focus's offer. Ignored when nothing was lost.
+    pub fn handle_xmpp_reconnected(&mut self, now: Instant, jid: Jid, nick: String) {
+        if self.xmpp_lost_deadline.is_none() || self.ended_reported {
+            return;
+        }
+        let mut config = self.config.conference.clone();
+        config.nick = nick;
+        let Ok(mut leg) = ConferenceLeg::new(config.clone()) else {
+            return;
+        };
+        self.config.conference = config;
+        self.xmpp_lost_deadline = None;
+        leg.set_status(Some("Connected".into()));
+        self.conference = leg;
+        self.conference.handle_online(now, jid);
         self.pump_conference(now);
     }
 
@@ -574,6 +625,13 @@ impl Call {
 
     /// Time has reached the last [`CallOutput::Timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.xmpp_lost_deadline.is_some_and(|at| at <= now) {
+            self.xmpp_lost_deadline = None;
+            let (header, status, phrase) = end_mapping(&EndReason::ConnectionLost);
+            self.finish_sip(header, status, phrase);
+            self.ended("conference connection not restored".into());
+            return;
+        }
         if let Direction::Out {
             leave_at: Some(at), ..
         } = &self.direction
@@ -618,10 +676,15 @@ impl Call {
             Direction::Out { leave_at, .. } if !self.ended_reported => *leave_at,
             Direction::Out { .. } | Direction::In { .. } => None,
         };
-        match [self.conference_deadline, tick, leave]
-            .into_iter()
-            .flatten()
-            .min()
+        match [
+            self.conference_deadline,
+            tick,
+            leave,
+            self.xmpp_lost_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
         {
             Some(at) => CallOutput::Timeout(at),
             None => CallOutput::Idle,

@@ -26,7 +26,7 @@ pub mod rayo;
 
 pub use call::{
     Call, CallConfig, CallError, CallEvent, CallOutput, DtmfToPhone, HangupCause, MediaSocket,
-    ReasonProtocol, SipCommand, SipInput,
+    ReasonProtocol, SipCommand, SipInput, XMPP_RECONNECT_WINDOW,
 };
 pub use conference::{
     ConferenceConfig, ConferenceEvent, ConferenceLeg, ConferenceOutput, EndReason,

@@ -288,8 +288,9 @@ impl Session {
         })
     }
 
-    /// The nick of the gateway's latest participant in the demo room.
-    async fn new_gateway_nick(&mut self) -> Result<String, DemoError> {
+    /// The nick of the gateway's next participant in the demo room: the next one the stand-in
+    /// sends a `session-initiate` to that it has not seen before (waits up to 10 s).
+    pub async fn new_gateway_nick(&mut self) -> Result<String, DemoError> {
         let known = self.known_nicks.clone();
         let nick = self
             .standin

@@ -825,3 +825,97 @@ async fn a_phone_that_sends_no_media_is_hung_up_with_408_and_counted() {
     );
     assert!(stats.contains("\"total_count_dropped_media\":1"), "{stats}");
 }
+
+mod reconnect {
+    //! jigasi-behaviour.md §1.12 "XMPP connection failed", done better than Jigasi: the per-call
+    //! connection runs through a TCP proxy the test can cut; the phone call must survive.
+
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::sync::{Arc, OnceLock};
+    use std::time::Duration;
+
+    use jigasi_demo::{Session, SessionConfig};
+    use jigasi_standin::AudioSource;
+    use jigasi_testpeers::available;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::watch;
+
+    use super::BIN;
+
+    /// A loopback TCP proxy to `upstream` (known later); every connection through it is closed
+    /// when `cut` changes.
+    async fn cuttable_proxy(upstream: Arc<OnceLock<SocketAddr>>, cut: watch::Receiver<u32>) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let Some(upstream) = upstream.get().copied() else {
+                    continue;
+                };
+                let mut cut = cut.clone();
+                cut.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_conference_connection_is_restored_without_dropping_the_phone() {
+        if !available(&["prosody", "prosodyctl", "kamailio", "baresip", "openssl"]) {
+            return;
+        }
+        let upstream = Arc::new(OnceLock::new());
+        let (cut, cut_rx) = watch::channel(0u32);
+        let port = cuttable_proxy(upstream.clone(), cut_rx).await;
+        let config = SessionConfig {
+            participant: AudioSource::Tone(1000.0),
+            echo: false,
+            capture: false,
+            extra_properties: vec![
+                "org.jitsi.jigasi.xmpp.acc.SERVER_ADDRESS=127.0.0.1".into(),
+                format!("org.jitsi.jigasi.xmpp.acc.SERVER_PORT={port}"),
+            ],
+        };
+        let mut session = Session::start(Path::new(BIN), &config).await.unwrap();
+        upstream.set(session.deployment.prosody.c2s_addr()).unwrap();
+        let (mut phone, nick) = session.established_dial_in(440).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = session.standin.media_stats("demo", &nick).await.unwrap();
+        assert!(before.packets_received > 0, "{before:?}");
+
+        // The conference connection dies under the call.
+        cut.send_modify(|n| *n += 1);
+        let rejoined = session.new_gateway_nick().await;
+        let rejoined = rejoined.unwrap_or_else(|e| panic!("{e}\n{}", session.gateway.log()));
+        assert_ne!(rejoined, nick, "rejoined with the old nick");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = session
+            .standin
+            .media_stats("demo", &rejoined)
+            .await
+            .unwrap();
+        assert!(
+            after.packets_received >= 50,
+            "the phone's audio did not resume: {after:?}\n{}",
+            session.gateway.log()
+        );
+        assert!(
+            phone
+                .wait_event("CALL_CLOSED", Duration::from_millis(500))
+                .is_err(),
+            "the phone was hung up\n{}",
+            session.gateway.log()
+        );
+        phone.hangup().unwrap();
+    }
+}

@@ -134,6 +134,12 @@ struct CallRunner {
     phone_socket: UdpSocket,
     bridge_socket: UdpSocket,
     registry: mpsc::Sender<RegistryEvent>,
+    /// For reconnecting the per-call XMPP connection.
+    config: Arc<Config>,
+    /// The XMPP domain the call connects to.
+    domain: String,
+    /// The call lost its XMPP connection and wants it back.
+    reconnect_wanted: bool,
 }
 
 impl CallRunner {
@@ -188,6 +194,9 @@ impl CallRunner {
             phone_socket,
             bridge_socket,
             registry: context.registry.clone(),
+            config: context.config.clone(),
+            domain,
+            reconnect_wanted: false,
         })
     }
 
@@ -244,6 +253,9 @@ impl CallRunner {
             phone_socket,
             bridge_socket,
             registry: context.registry.clone(),
+            config: context.config.clone(),
+            domain,
+            reconnect_wanted: false,
         })
     }
 
@@ -257,6 +269,7 @@ impl CallRunner {
         let mut deadline = None;
         let mut sip_open = true;
         let mut xmpp_open = true;
+        let mut reconnect: Option<tokio::task::JoinHandle<(XmppHandle, XmppEvents)>> = None;
         loop {
             if let Some(next) = self.drain().await {
                 deadline = Some(next);
@@ -264,6 +277,18 @@ impl CallRunner {
             if self.call.is_ended() {
                 break;
             }
+            if std::mem::take(&mut self.reconnect_wanted) && reconnect.is_none() {
+                let (config, domain) = (self.config.clone(), self.domain.clone());
+                reconnect = Some(tokio::spawn(async move {
+                    reconnect_call_xmpp(&config, &domain).await
+                }));
+            }
+            let reconnected = async {
+                match reconnect.as_mut() {
+                    Some(task) => task.await,
+                    None => std::future::pending().await,
+                }
+            };
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
@@ -311,10 +336,25 @@ impl CallRunner {
                         self.call.handle_datagram(now, MediaSocket::Bridge, source, local, &bridge_buf[..len]);
                     }
                 }
+                joined = reconnected => {
+                    reconnect = None;
+                    if let Ok((xmpp, events)) = joined {
+                        let nick = format!("{:08x}", rand::rng().random::<u32>());
+                        info!(%nick, "per-call XMPP connection restored: rejoining");
+                        self.xmpp = xmpp;
+                        self.xmpp_events = events;
+                        xmpp_open = true;
+                        let jid = self.xmpp.jid().clone();
+                        self.call.handle_xmpp_reconnected(Instant::now().into_std(), jid, nick);
+                    }
+                }
                 () = sleep => {
                     self.call.handle_timeout(Instant::now().into_std());
                 }
             }
+        }
+        if let Some(task) = reconnect {
+            task.abort();
         }
         // Flush the last stanzas (session-terminate, leave) and close the per-call connection.
         self.drain().await;
@@ -353,6 +393,10 @@ impl CallRunner {
                     }
                     CallEvent::Answered => info!("answered the phone"),
                     CallEvent::MediaConnected => info!("media to the bridge connected"),
+                    CallEvent::ConferenceLost => {
+                        warn!("conference connection lost: keeping the phone, reconnecting");
+                        self.reconnect_wanted = true;
+                    }
                     CallEvent::MediaDropped => {
                         warn!("the phone stopped sending media");
                         let _ = self
@@ -617,6 +661,20 @@ async fn connect_call_xmpp(
     connect_client(options, client)
         .await
         .map_err(|e| (503, format!("conference XMPP connection failed: {e}")))
+}
+
+/// Connects the per-call XMPP account again after a loss, retrying with backoff (1 s doubling
+/// to 8 s). The call's own deadline ends the wait: the task is aborted when the call ends.
+async fn reconnect_call_xmpp(config: &Config, domain: &str) -> (XmppHandle, XmppEvents) {
+    let mut backoff = std::time::Duration::from_secs(1);
+    loop {
+        match connect_call_xmpp(config, domain).await {
+            Ok(connection) => return connection,
+            Err((_, reason)) => warn!(%reason, ?backoff, "per-call XMPP reconnect failed"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(8));
+    }
 }
 
 fn dial_in_config(config: &Config) -> DialInConfig {

@@ -1027,3 +1027,127 @@ fn a_stray_datagram_does_not_steer_the_phone_audio() {
         "{destinations:?}"
     );
 }
+
+#[test]
+fn xmpp_lost_keeps_the_phone_and_rejoins_with_a_new_nick() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
+    world.sip.clear();
+    world.xmpp.clear();
+
+    world.call.handle_xmpp_lost(world.now);
+    world.drain_call();
+    assert!(world.events.contains(&CallEvent::ConferenceLost));
+    silence(&mut world, Duration::from_secs(5));
+    assert!(world.sip.is_empty(), "{:?}", world.sip);
+    assert!(!world.call.is_ended());
+    // The phone still gets its 20 ms frames (silence) while the conference is away.
+    let sent = world.to_phone.len();
+    silence(&mut world, Duration::from_secs(1));
+    assert!(
+        world.to_phone.len() >= sent + 45,
+        "phone starved while reconnecting"
+    );
+
+    world.call.handle_xmpp_reconnected(
+        world.now,
+        Jid::new("0123abcd@meet.example.com/res2").unwrap(),
+        "cafe0001".into(),
+    );
+    world.drain_call();
+    // The conference IQ goes out again, then the join as the new nick.
+    let id = world
+        .xmpp
+        .iter()
+        .find(|s| s.name() == "iq" && s.attr("to") == Some("focus.meet.example.com"))
+        .and_then(|s| s.attr("id"))
+        .expect("no conference IQ after the reconnect")
+        .to_owned();
+    world.call.handle_xmpp_stanza(
+        world.now,
+        &parse(&format!(
+            "<iq xmlns='jabber:client' type='result' id='{id}' from='focus.meet.example.com'>\
+             <conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' ready='true'/></iq>"
+        )),
+    );
+    world.drain_call();
+    assert!(
+        world
+            .xmpp
+            .iter()
+            .any(|s| s.name() == "presence" && s.attr("to") == Some(&format!("{ROOM}/cafe0001"))),
+        "{:?}",
+        world.xmpp
+    );
+    assert_eq!(world.call.occupant(), format!("{ROOM}/cafe0001"));
+    world.call.handle_xmpp_stanza(
+        world.now,
+        &parse(&format!(
+            "<presence xmlns='jabber:client' from='{ROOM}/cafe0001'>\
+             <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/>\
+             <status code='110'/></x></presence>"
+        )),
+    );
+    world.drain_call();
+    assert_eq!(
+        world
+            .events
+            .iter()
+            .filter(|e| **e == CallEvent::Joined)
+            .count(),
+        2
+    );
+    // Back before the window closed: the phone is not hung up when the window would have ended
+    // (6 s were spent reconnecting; the focus's invite timeout, 30 s from the join, is later).
+    silence(&mut world, XMPP_RECONNECT_WINDOW - Duration::from_secs(2));
+    assert!(
+        !world
+            .sip
+            .iter()
+            .any(|c| matches!(c, SipCommand::Hangup { .. })),
+        "{:?}",
+        world.sip
+    );
+}
+
+#[test]
+fn xmpp_not_back_within_the_window_hangs_up_the_phone() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
+    world.sip.clear();
+    world.call.handle_xmpp_lost(world.now);
+    silence(&mut world, XMPP_RECONNECT_WINDOW - Duration::from_secs(1));
+    assert!(world.sip.is_empty(), "{:?}", world.sip);
+    silence(&mut world, Duration::from_secs(2));
+    assert!(
+        matches!(
+            world.sip.as_slice(),
+            [SipCommand::Hangup { reason }] if reason.cause == 503
+        ),
+        "{:?}",
+        world.sip
+    );
+    assert!(world.call.is_ended());
+}
+
+#[test]
+fn xmpp_lost_before_the_answer_rejects_the_phone() {
+    let mut world = World::new();
+    world
+        .call
+        .handle_xmpp_online(world.now, Jid::new(OUR_JID).unwrap());
+    world.drain_call();
+    world.call.handle_xmpp_lost(world.now);
+    world.drain_call();
+    assert!(
+        matches!(
+            world.sip.as_slice(),
+            [SipCommand::Reject { status: 480, .. }]
+        ),
+        "{:?}",
+        world.sip
+    );
+    assert!(world.call.is_ended());
+}
