@@ -22,7 +22,7 @@ pub struct SessionConfig {
     /// Capture the media ports with tshark to report packets, loss and jitter per stream.
     pub capture: bool,
     /// `key=value` lines appended to the gateway's `sip-communicator.properties` (they override
-    /// the deployment's defaults).
+    /// the deployment's defaults); `{kamailio}` becomes Kamailio's `ip:port`.
     pub extra_properties: Vec<String>,
 }
 
@@ -96,8 +96,9 @@ impl Session {
             let path = deployment.properties_path();
             let mut text = std::fs::read_to_string(&path)
                 .map_err(io(format!("cannot read {}", path.display())))?;
+            let kamailio = deployment.kamailio.addr().to_string();
             for line in &config.extra_properties {
-                text.push_str(line);
+                text.push_str(&line.replace("{kamailio}", &kamailio));
                 text.push('\n');
             }
             std::fs::write(&path, text).map_err(io(format!("cannot write {}", path.display())))?;

@@ -919,3 +919,76 @@ mod reconnect {
         phone.hangup().unwrap();
     }
 }
+
+/// jigasi-behaviour.md §1.16: with `HEALTH_CHECK_SIP_URI` the gateway calls a real phone
+/// periodically: while the URI cannot be reached `/about/health` is a 500 naming the check; once
+/// a phone answers there with audio it is healthy again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sip_health_check_calls_feed_the_health_endpoint() {
+    use jigasi_demo::{Session, SessionConfig, http_request};
+    use jigasi_testpeers::{Baresip, BaresipConfig, audio};
+    if !available(&["prosody", "prosodyctl", "kamailio", "baresip", "openssl"]) {
+        return;
+    }
+    let config = SessionConfig {
+        participant: jigasi_standin::AudioSource::Tone(1000.0),
+        echo: false,
+        capture: false,
+        extra_properties: vec![
+            "org.jitsi.jigasi.HEALTH_CHECK_SIP_URI=sip:bob@{kamailio}".into(),
+            "org.jitsi.jigasi.HEALTH_CHECK_INTERVAL=2000".into(),
+        ],
+    };
+    let mut session = Session::start(Path::new(BIN), &config).await.unwrap();
+    let rest = session.deployment.rest_addr();
+    let health = move || async move {
+        tokio::task::spawn_blocking(move || http_request(rest, "GET", "/about/health").unwrap())
+            .await
+            .unwrap()
+    };
+    // bob is not registered: Kamailio answers 404, twice (the retry), and health turns 500.
+    let unhealthy = async {
+        loop {
+            let (status, body) = health().await;
+            if status == 500 {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    let body = tokio::time::timeout(Duration::from_secs(30), unhealthy)
+        .await
+        .unwrap_or_else(|_| panic!("never unhealthy\n{}", session.gateway.log()));
+    assert!(
+        body.contains("SIP health check") && body.contains("404"),
+        "{body}"
+    );
+
+    // bob answers and plays a tone: the next check passes.
+    let tone = audio::tone_wav(&session.work, 48_000, 440, 60).unwrap();
+    let mut bob = Baresip::start(BaresipConfig {
+        auto_answer: true,
+        play_wav: Some(tone),
+        codecs: "PCMU".into(),
+        ..BaresipConfig::registering("bob", "bobpw", session.deployment.kamailio.addr())
+    })
+    .unwrap();
+    bob.wait_registered(Duration::from_secs(5)).unwrap();
+    let healthy = async {
+        loop {
+            if health().await.0 == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), healthy)
+        .await
+        .unwrap_or_else(|_| panic!("never healthy again\n{}", session.gateway.log()));
+    bob.wait_event("CALL_ESTABLISHED", Duration::from_secs(1))
+        .unwrap_or_else(|e| panic!("bob was never called: {e}"));
+    session
+        .gateway
+        .wait_for_line("SIP health check passed", Duration::from_secs(1))
+        .unwrap();
+}

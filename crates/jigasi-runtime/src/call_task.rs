@@ -715,7 +715,7 @@ fn dtmf_method(config: &Config) -> DtmfToPhone {
     }
 }
 
-fn codec_preferences(config: &Config) -> Vec<CodecPreference> {
+pub(crate) fn codec_preferences(config: &Config) -> Vec<CodecPreference> {
     match &config.sip {
         Some(account) if !account.encodings.is_empty() => account
             .encodings
@@ -732,7 +732,7 @@ fn codec_preferences(config: &Config) -> Vec<CodecPreference> {
 
 /// The address to put in SDP and ICE candidates: the configured public address, else the local
 /// address the OS would use toward the caller (or the XMPP server, usually next to the bridge).
-async fn media_ip(
+pub(crate) async fn media_ip(
     config: &Config,
     caller: Option<SocketAddr>,
     xmpp: &jigasi_config::HostPort,
@@ -759,7 +759,7 @@ async fn media_ip(
 }
 
 /// Binds a UDP socket on a free port of `--min-port`..`--max-port`.
-async fn bind_media_socket(
+pub(crate) async fn bind_media_socket(
     range: &RangeInclusive<u16>,
     ip: IpAddr,
 ) -> Result<UdpSocket, (u16, String)> {
@@ -778,7 +778,7 @@ async fn bind_media_socket(
     ))
 }
 
-fn local_addr(socket: &UdpSocket, ip: IpAddr) -> Result<SocketAddr, (u16, String)> {
+pub(crate) fn local_addr(socket: &UdpSocket, ip: IpAddr) -> Result<SocketAddr, (u16, String)> {
     socket
         .local_addr()
         .map(|a| SocketAddr::new(ip, a.port()))

@@ -9,6 +9,7 @@
 mod brewery;
 mod call_task;
 mod error;
+mod health_check;
 mod sip;
 
 use std::time::Duration;
@@ -31,6 +32,7 @@ use tracing::{info, warn};
 
 pub use brewery::BreweryState;
 pub use error::RuntimeError;
+pub use health_check::SipCheck;
 
 /// The version jigasi-rs reports (brewery stats, `--version`, REST).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -51,6 +53,8 @@ pub struct GatewayStatus {
     pub sip: Option<RegistrationState>,
     /// One entry per brewery account, in configuration order: `(account id, state)`.
     pub breweries: Vec<(String, BreweryState)>,
+    /// The periodic SIP test call's last result; `None` without `HEALTH_CHECK_SIP_URI`.
+    pub sip_health_check: Option<SipCheck>,
 }
 
 impl GatewayStatus {
@@ -115,7 +119,22 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     let mut dial_outs: BTreeMap<(String, String), watch::Receiver<Option<String>>> =
         BTreeMap::new();
 
-    let status_rx = watch_status(sip.as_ref(), brewery_states, shutdown.clone());
+    let sip_check = match (&config.jigasi.health_check.sip_uri, &sip) {
+        (Some(uri), Some(endpoint)) if !uri.trim().is_empty() => {
+            let (tx, rx) = watch::channel(SipCheck::Pending);
+            tokio::spawn(health_check::run(
+                endpoint.dialer(),
+                endpoint.registration(),
+                context.config.clone(),
+                uri.trim().to_owned(),
+                tx,
+                shutdown.clone(),
+            ));
+            Some(rx)
+        }
+        _ => None,
+    };
+    let status_rx = watch_status(sip.as_ref(), brewery_states, sip_check, shutdown.clone());
     tokio::spawn(log_readiness(status_rx.clone(), shutdown.clone()));
 
     // `POST /about/shutdown`: with no calls to wait for yet, graceful means "stop now".
@@ -336,6 +355,7 @@ fn initial_stats(config: &Config) -> Stats {
 fn watch_status(
     sip: Option<&SipEndpoint>,
     breweries: Vec<(String, watch::Receiver<BreweryState>)>,
+    sip_check: Option<watch::Receiver<SipCheck>>,
     shutdown: CancellationToken,
 ) -> watch::Receiver<GatewayStatus> {
     let (changed_tx, mut changed_rx) = tokio::sync::mpsc::channel::<()>(1);
@@ -346,7 +366,11 @@ fn watch_status(
     for (_, rx) in &breweries {
         tokio::spawn(forward_changes(rx.clone(), changed_tx.clone()));
     }
+    if let Some(rx) = &sip_check {
+        tokio::spawn(forward_changes(rx.clone(), changed_tx.clone()));
+    }
     let snapshot = move || GatewayStatus {
+        sip_health_check: sip_check.as_ref().map(|rx| rx.borrow().clone()),
         sip: sip_rx.as_ref().map(|rx| *rx.borrow()),
         breweries: breweries
             .iter()
@@ -401,12 +425,15 @@ fn health_of(status: &GatewayStatus) -> Health {
     {
         return Health::NotReady;
     }
-    let down: Vec<String> = status
+    let mut down: Vec<String> = status
         .breweries
         .iter()
         .filter(|(_, state)| *state != BreweryState::Joined)
         .map(|(id, state)| format!("brewery {id}: {state:?}"))
         .collect();
+    if let Some(SipCheck::Failed(reason)) = &status.sip_health_check {
+        down.push(format!("SIP health check: {reason}"));
+    }
     if down.is_empty() {
         Health::Healthy
     } else {
@@ -451,7 +478,24 @@ mod tests {
                 .enumerate()
                 .map(|(i, state)| (format!("acc-{i}"), state.clone()))
                 .collect(),
+            sip_health_check: None,
         }
+    }
+
+    #[test]
+    fn a_failed_sip_health_check_makes_the_gateway_unhealthy() {
+        let mut current = status(Some(RegistrationState::NotRequired), &[]);
+        current.sip_health_check = Some(SipCheck::Pending);
+        assert_eq!(health_of(&current), Health::Healthy);
+        current.sip_health_check = Some(SipCheck::Passed);
+        assert_eq!(health_of(&current), Health::Healthy);
+        current.sip_health_check = Some(SipCheck::Failed("sip:x answered 404 Not Found".into()));
+        assert_eq!(
+            health_of(&current),
+            Health::Unhealthy {
+                reason: "SIP health check: sip:x answered 404 Not Found".into()
+            }
+        );
     }
 
     #[test]
