@@ -649,9 +649,7 @@ impl Call {
             && self.sip == SipState::Answered
         {
             self.tick(now);
-            // Keep the 20 ms grid; after a long stall, restart it instead of bursting.
-            let next = tick + TICK;
-            self.next_tick = Some(if next <= now { now + TICK } else { next });
+            self.next_tick = Some(next_tick(tick, now));
         }
     }
 
@@ -974,6 +972,22 @@ impl Call {
     fn event(&mut self, event: CallEvent) {
         self.out.push_back(CallOutput::Event(event));
     }
+}
+
+/// A tick up to this late is caught up frame by frame (the peers' jitter buffers absorb the
+/// short burst); later than that, whole frames are skipped.
+const MAX_CATCH_UP: Duration = Duration::from_millis(100);
+
+/// The tick after the one due at `tick`, run at `now`. It stays on the 20 ms grid: moving the
+/// grid later after a stall would add that stall to the audio delay for the rest of the call.
+fn next_tick(tick: Instant, now: Instant) -> Instant {
+    let next = tick + TICK;
+    let behind = now.saturating_duration_since(next);
+    if behind <= MAX_CATCH_UP {
+        return next;
+    }
+    let frames = u32::try_from(behind.as_nanos() / TICK.as_nanos()).unwrap_or(u32::MAX);
+    next + TICK * frames
 }
 
 /// How a conference ending reaches the phone: the BYE `Reason` (RFC 3326) once answered, or the

@@ -1151,3 +1151,42 @@ fn xmpp_lost_before_the_answer_rejects_the_phone() {
     );
     assert!(world.call.is_ended());
 }
+
+#[test]
+fn the_media_tick_keeps_its_grid_after_a_stall() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    // On time, or a little late: the next frame is 20 ms after the due one (catching up).
+    assert_eq!(next_tick(t0, t0), t0 + ms(20));
+    assert_eq!(next_tick(t0, t0 + ms(50)), t0 + ms(20));
+    assert_eq!(next_tick(t0, t0 + ms(120)), t0 + ms(20));
+    // A long stall: whole frames are skipped, the phase is kept, nothing is in the future.
+    let next = next_tick(t0, t0 + ms(1005));
+    assert_eq!((next - t0).as_nanos() % ms(20).as_nanos(), 0);
+    assert!(
+        next <= t0 + ms(1005) && next > t0 + ms(1005) - ms(20),
+        "{:?}",
+        next - t0
+    );
+}
+
+#[test]
+fn a_stalled_call_catches_up_without_moving_its_grid() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
+    let due = world.call.next_tick.unwrap();
+    // The task was descheduled for 50 ms: the call runs the missed frames back to back.
+    let late = due + Duration::from_millis(50);
+    let sent = world.to_phone.len();
+    for _ in 0..3 {
+        world.call.handle_timeout(late);
+        world.drain_call();
+    }
+    assert_eq!(
+        world.to_phone.len(),
+        sent + 3,
+        "missed frames not caught up"
+    );
+    assert_eq!(world.call.next_tick, Some(due + Duration::from_millis(60)));
+}
