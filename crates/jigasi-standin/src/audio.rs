@@ -20,6 +20,55 @@ pub enum AudioSource {
     /// Digital silence: Opus-encoded zeros with audio level 127, which the bridge discards after
     /// three packets (§5.3).
     Silence,
+    /// Opus frames encoded once by the caller and replayed in a loop (the benchmark's bulk mode:
+    /// no encoder per speaker).
+    Preencoded(PreencodedAudio),
+}
+
+/// One 20 ms Opus frame ready to send, with its RFC 6464 level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrame {
+    /// The Opus packet.
+    pub payload: Vec<u8>,
+    /// Its audio level (0 loudest, 127 silence).
+    pub level: u8,
+}
+
+/// Pre-encoded Opus audio for [`AudioSource::Preencoded`]: shared frames, where to start, and
+/// whether the bridge keeps a log of when each frame was sent ([`crate::StandIn::speaker_trace`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreencodedAudio {
+    /// The frames, played in order and looped.
+    pub frames: Arc<[EncodedFrame]>,
+    /// Index of the first frame played (taken modulo the length).
+    pub start: usize,
+    /// Keep a log of `(frame index, send instant)` (the newest 10,000 frames).
+    pub trace: bool,
+}
+
+impl PreencodedAudio {
+    /// Plays `frames` from the first one, without a trace.
+    pub fn new(frames: Arc<[EncodedFrame]>) -> Self {
+        Self {
+            frames,
+            start: 0,
+            trace: false,
+        }
+    }
+
+    /// Starts at frame `start` instead.
+    #[must_use]
+    pub fn starting_at(mut self, start: usize) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Keeps a send log.
+    #[must_use]
+    pub fn traced(mut self) -> Self {
+        self.trace = true;
+        self
+    }
 }
 
 /// Why a WAV file could not be used.
@@ -67,6 +116,19 @@ enum PlayerKind {
         position: usize,
     },
     Silence,
+    Preencoded {
+        frames: Arc<[EncodedFrame]>,
+        position: usize,
+    },
+}
+
+/// What a player produces for one 20 ms tick.
+#[derive(Debug)]
+pub(crate) enum Frame {
+    /// PCM to encode.
+    Pcm(Box<[i16; FRAME_SAMPLES]>),
+    /// An encoded frame (its index in the source) to send as is.
+    Encoded(usize, EncodedFrame),
 }
 
 impl Player {
@@ -89,8 +151,33 @@ impl Player {
                 }
             }
             AudioSource::Silence => PlayerKind::Silence,
+            AudioSource::Preencoded(audio) => {
+                if audio.frames.is_empty() {
+                    PlayerKind::Silence
+                } else {
+                    PlayerKind::Preencoded {
+                        position: audio.start % audio.frames.len(),
+                        frames: Arc::clone(&audio.frames),
+                    }
+                }
+            }
         };
         Ok(Self { kind })
+    }
+
+    /// Whether this player needs an Opus encoder (everything but pre-encoded audio).
+    pub(crate) fn needs_encoder(&self) -> bool {
+        !matches!(self.kind, PlayerKind::Preencoded { .. })
+    }
+
+    /// The next 20 ms, as PCM or as a ready frame.
+    pub(crate) fn next(&mut self) -> Frame {
+        if let PlayerKind::Preencoded { frames, position } = &mut self.kind {
+            let index = *position;
+            *position = (index + 1) % frames.len();
+            return Frame::Encoded(index, frames[index].clone());
+        }
+        Frame::Pcm(Box::new(self.next_frame()))
     }
 
     /// The next 20 ms.
@@ -109,7 +196,7 @@ impl Player {
                     *position = (*position + 1) % samples.len();
                 }
             }
-            PlayerKind::Silence => {}
+            PlayerKind::Silence | PlayerKind::Preencoded { .. } => {}
         }
         frame
     }
@@ -293,6 +380,33 @@ mod tests {
         assert!(parse_wav(&truncated).is_err());
         let missing = Player::new(&AudioSource::Wav("/nonexistent/x.wav".into()));
         assert!(matches!(missing, Err(AudioError::Io { .. })));
+    }
+
+    #[test]
+    fn preencoded_player_loops_from_its_start_without_an_encoder() {
+        let frames: Arc<[EncodedFrame]> = (0..3u8)
+            .map(|i| EncodedFrame {
+                payload: vec![i; 4],
+                level: 30 + i,
+            })
+            .collect();
+        let mut player = Player::new(&AudioSource::Preencoded(
+            PreencodedAudio::new(frames).starting_at(4),
+        ))
+        .unwrap();
+        assert!(!player.needs_encoder());
+        let order: Vec<(usize, u8)> = (0..4)
+            .map(|_| match player.next() {
+                Frame::Encoded(index, frame) => (index, frame.level),
+                Frame::Pcm(_) => panic!("pre-encoded audio produced PCM"),
+            })
+            .collect();
+        assert_eq!(order, vec![(1, 31), (2, 32), (0, 30), (1, 31)]);
+        let empty = Player::new(&AudioSource::Preencoded(PreencodedAudio::new(Arc::from(
+            Vec::<EncodedFrame>::new(),
+        ))))
+        .unwrap();
+        assert!(empty.needs_encoder(), "an empty source plays silence");
     }
 
     #[test]

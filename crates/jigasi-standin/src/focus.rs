@@ -65,6 +65,12 @@ pub(crate) enum Command {
         nick: String,
         reply: oneshot::Sender<Result<(), StandInError>>,
     },
+    /// A simulated participant without an XMPP client: the focus announces its source itself.
+    AddVirtual {
+        room: String,
+        source: ConferenceSource,
+        reply: oneshot::Sender<Result<(), StandInError>>,
+    },
     Violations {
         room: String,
         reply: oneshot::Sender<Vec<Violation>>,
@@ -371,6 +377,14 @@ impl Focus {
                     }
                     None => Err(StandInError::UnknownRoom(room)),
                 };
+                let _ = reply.send(result);
+            }
+            Command::AddVirtual {
+                room,
+                source,
+                reply,
+            } => {
+                let result = self.add_virtual(&room, source).await;
                 let _ = reply.send(result);
             }
             Command::RemoveSimulatedSources { room, nick, reply } => {
@@ -888,6 +902,56 @@ impl Focus {
             self.discover(room, &occupant, presence);
         }
         self.update_single_timer(room);
+    }
+
+    /// A member with no occupant of its own (bulk mode): its source is accepted at once and
+    /// signalled to every session, exactly as for a simulated participant whose presence arrived.
+    async fn add_virtual(
+        &mut self,
+        room: &str,
+        source: ConferenceSource,
+    ) -> Result<(), StandInError> {
+        let conference = self
+            .conferences
+            .get_mut(room)
+            .ok_or_else(|| StandInError::UnknownRoom(room.to_owned()))?;
+        let nick = source.owner.clone();
+        let occupant = conference
+            .room
+            .clone()
+            .with_resource_str(&nick)
+            .map_err(|_| StandInError::BadAddress(nick.clone()))?;
+        if conference.members.contains_key(&nick) {
+            return Err(StandInError::BadAddress(format!(
+                "{nick} is already a member"
+            )));
+        }
+        conference.members.insert(
+            nick.clone(),
+            Member {
+                occupant,
+                item: MucItem {
+                    affiliation: Some("none".into()),
+                    role: Some("participant".into()),
+                    jid: None,
+                },
+                simulated: true,
+                presence_features: Vec::new(),
+                features: None,
+                session: None,
+                sources: vec![source.clone()],
+                restarts: Vec::new(),
+            },
+        );
+        self.events.emit(StandInEvent::MemberJoined {
+            room: room.to_owned(),
+            nick: nick.clone(),
+            simulated: true,
+        });
+        self.propagate_add(room, &nick, &[source]).await;
+        self.check_min_participants(room).await;
+        self.update_single_timer(room);
+        Ok(())
     }
 
     /// Sends disco#info to a new member (with its caps node#ver, §1.4).

@@ -57,15 +57,15 @@ use jigasi_xmpp_io::{ConnectOptions, connect_client, connect_component};
 use tokio::sync::{mpsc, oneshot};
 
 pub use audio::{
-    AudioError, AudioSource, FRAME_SAMPLES, SAMPLE_RATE, audio_level, parse_wav, read_wav_48k,
-    resample_to_48k,
+    AudioError, AudioSource, EncodedFrame, FRAME_SAMPLES, PreencodedAudio, SAMPLE_RATE,
+    audio_level, parse_wav, read_wav_48k, resample_to_48k,
 };
 pub use brewery::BreweryInstance;
 pub use config::StandInConfig;
 pub use event::{
     DialError, EventStream, RefUri, StandInError, StandInEvent, Violation, ViolationKind,
 };
-pub use media::{EndpointMedia, EndpointMediaStats};
+pub use media::{Arrival, EndpointMedia, EndpointMediaStats, MAX_ARRIVALS};
 pub use offer::{ConferenceSource, LocalTransport};
 
 use crate::event::EventSink;
@@ -89,7 +89,8 @@ pub struct ParticipantInfo {
 
 struct ParticipantEntry {
     info: ParticipantInfo,
-    client: SimulatedClient,
+    /// `None` for a virtual participant (bulk mode, no MUC occupant).
+    client: Option<SimulatedClient>,
 }
 
 /// A running Jicofo + JVB stand-in. Dropping it leaves every room and closes its connections.
@@ -273,9 +274,118 @@ impl StandIn {
             nick: nick.to_owned(),
             ssrc,
         };
-        self.lock_participants()
-            .insert(id, ParticipantEntry { info, client });
+        self.lock_participants().insert(
+            id,
+            ParticipantEntry {
+                info,
+                client: Some(client),
+            },
+        );
         Ok(id)
+    }
+
+    /// Bulk mode (benchmarks): adds a simulated speaker **without** an XMPP client. The focus
+    /// announces its source itself (as it does for [`Self::add_participant`] once the presence
+    /// arrives) and the bridge plays `source`; no MUC occupant exists, so the gateway sees the
+    /// source but no presence. Use [`AudioSource::Preencoded`] to avoid an Opus encoder per
+    /// speaker. [`Self::remove_participant`] withdraws its source (`source-remove`).
+    pub async fn add_virtual_participant(
+        &self,
+        room: &str,
+        nick: &str,
+        source: AudioSource,
+    ) -> Result<ParticipantId, StandInError> {
+        let room = self.room_jid(room)?;
+        let media = self
+            .ask(|reply| Command::Media {
+                room: room.clone(),
+                reply,
+            })
+            .await?
+            .await
+            .map_err(|_| StandInError::Closed)?
+            .ok_or_else(|| StandInError::UnknownRoom(room.clone()))?;
+        let ssrc = Ssrc::new(rand::random_range(1..=u32::MAX));
+        media.add_simulated(ssrc, nick, source).await?;
+        let source = ConferenceSource {
+            ssrc,
+            name: Some(format!("{nick}-a0")),
+            owner: nick.to_owned(),
+            msid: Some(format!(
+                "{nick}-audio-0-1 {:08x}-{:04x}",
+                rand::random::<u32>(),
+                rand::random::<u16>()
+            )),
+        };
+        self.ask(|reply| Command::AddVirtual {
+            room: room.clone(),
+            source,
+            reply,
+        })
+        .await?
+        .await
+        .map_err(|_| StandInError::Closed)??;
+        let id = ParticipantId(self.next_participant.fetch_add(1, Ordering::Relaxed));
+        let info = ParticipantInfo {
+            room,
+            nick: nick.to_owned(),
+            ssrc,
+        };
+        self.lock_participants()
+            .insert(id, ParticipantEntry { info, client: None });
+        Ok(id)
+    }
+
+    /// Whether the bridge decodes and keeps the audio endpoints of `room` send (default yes;
+    /// benchmarks turn it off to save CPU; packet arrivals are logged either way).
+    pub async fn set_keep_audio(&self, room: &str, keep: bool) -> Result<(), StandInError> {
+        self.room_media(room)
+            .await?
+            .send(media::MediaCommand::KeepAudio { keep });
+        Ok(())
+    }
+
+    /// Network loss on the bridge leg of `room`: from now on the bridge drops `share` (0..=1)
+    /// of the RTP datagrams it sends to connected endpoints, chosen by an RNG seeded with
+    /// `seed`. 0 turns it off.
+    pub async fn set_send_loss(
+        &self,
+        room: &str,
+        share: f64,
+        seed: u64,
+    ) -> Result<(), StandInError> {
+        self.room_media(room)
+            .await?
+            .send(media::MediaCommand::SendLoss { share, seed });
+        Ok(())
+    }
+
+    /// When the bridge sent each frame of the traced pre-encoded speaker `nick` in `room`
+    /// (`(frame index in the source, instant)`, oldest first; empty if not traced).
+    pub async fn speaker_trace(
+        &self,
+        room: &str,
+        nick: &str,
+    ) -> Result<Vec<(usize, std::time::Instant)>, StandInError> {
+        let media = self.room_media(room).await?;
+        let (reply, answer) = oneshot::channel();
+        media.send(media::MediaCommand::SpeakerTrace {
+            owner: nick.to_owned(),
+            reply,
+        });
+        answer.await.map_err(|_| StandInError::Closed)
+    }
+
+    async fn room_media(&self, room: &str) -> Result<media::MediaHandle, StandInError> {
+        let room = self.room_jid(room)?;
+        self.ask(|reply| Command::Media {
+            room: room.clone(),
+            reply,
+        })
+        .await?
+        .await
+        .map_err(|_| StandInError::Closed)?
+        .ok_or(StandInError::UnknownRoom(room))
     }
 
     /// The simulated participant's room, nick and SSRC.
@@ -293,7 +403,15 @@ impl StandIn {
                 room: String::new(),
                 nick: format!("participant {}", id.0),
             })?;
-        entry.client.leave().await;
+        let Some(client) = entry.client else {
+            let ParticipantInfo { room, nick, .. } = entry.info;
+            return self
+                .ask(|reply| Command::RemoveSimulatedSources { room, nick, reply })
+                .await?
+                .await
+                .map_err(|_| StandInError::Closed)?;
+        };
+        client.leave().await;
         let ParticipantInfo { room, nick, .. } = entry.info;
         self.events
             .wait_for(JOIN_TIMEOUT, |event| {
@@ -453,7 +571,13 @@ impl StandIn {
         self.events.wait_for(timeout, pick).await
     }
 
-    async fn endpoint_media(&self, room: &str, nick: &str) -> Result<EndpointMedia, StandInError> {
+    /// Everything the bridge knows about `nick`'s endpoint in `room`: decoded audio, counters
+    /// and the newest packet arrivals.
+    pub async fn endpoint_media(
+        &self,
+        room: &str,
+        nick: &str,
+    ) -> Result<EndpointMedia, StandInError> {
         let room = self.room_jid(room)?;
         let media = self
             .ask(|reply| Command::Media {

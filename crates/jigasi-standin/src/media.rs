@@ -19,7 +19,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::audio::{AudioError, AudioSource, FRAME_SAMPLES, Player, SAMPLE_RATE, audio_level};
+use rand::{Rng, SeedableRng};
+
+use crate::audio::{
+    AudioError, AudioSource, FRAME_SAMPLES, Frame, Player, SAMPLE_RATE, audio_level,
+};
 use crate::event::{EventSink, StandInEvent};
 use crate::offer::LocalTransport;
 
@@ -42,6 +46,20 @@ pub struct EndpointMediaStats {
     pub last_level: Option<u8>,
 }
 
+/// When one RTP packet from an endpoint reached the bridge (for latency and loss measurements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// When the bridge handled the datagram.
+    pub at: Instant,
+    /// Extended sequence number.
+    pub seq: u64,
+    /// RTP timestamp (48 kHz).
+    pub rtp_time: u32,
+    /// Samples its decoding added to [`EndpointMedia::audio`] (0 when not decoded: muted,
+    /// discarded as silence, audio not kept, or undecodable).
+    pub decoded_samples: u32,
+}
+
 /// What the media task reports about one endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointMedia {
@@ -49,7 +67,15 @@ pub struct EndpointMedia {
     pub audio: Vec<i16>,
     /// Counters.
     pub stats: EndpointMediaStats,
+    /// The newest packet arrivals (at most [`MAX_ARRIVALS`], oldest first), every accepted
+    /// packet including muted and silence-discarded ones.
+    pub arrivals: Vec<Arrival>,
 }
+
+/// How many packet arrivals the bridge keeps per endpoint (60 s of 20 ms packets).
+pub const MAX_ARRIVALS: usize = 3_000;
+/// How many sent frames a traced speaker keeps.
+const MAX_TRACE: usize = 10_000;
 
 /// Commands to a conference's media task.
 #[derive(Debug)]
@@ -104,6 +130,21 @@ pub(crate) enum MediaCommand {
         endpoint: String,
         reply: oneshot::Sender<Option<EndpointMedia>>,
     },
+    /// Whether to decode and keep what endpoints send (arrivals are always logged).
+    KeepAudio {
+        keep: bool,
+    },
+    /// Drop this share (0..=1) of the RTP datagrams sent to endpoints once connected (network
+    /// loss on the bridge leg), with a seeded RNG.
+    SendLoss {
+        share: f64,
+        seed: u64,
+    },
+    /// The send log of a traced pre-encoded speaker.
+    SpeakerTrace {
+        owner: String,
+        reply: oneshot::Sender<Vec<(usize, Instant)>>,
+    },
     Expire,
 }
 
@@ -135,6 +176,8 @@ impl MediaHandle {
             silence_runs: BTreeMap::new(),
             next_endpoint_id: 0,
             datagram_tx,
+            keep_audio: true,
+            send_loss: None,
         };
         tokio::spawn(task.run(inbox, datagrams));
         Self { commands }
@@ -223,7 +266,11 @@ struct Endpoint {
     /// SSRCs declared on the leg for sending.
     sending: BTreeSet<Ssrc>,
     decoders: BTreeMap<Ssrc, opus::Decoder>,
+    /// RTP time of the last packet decoded per SSRC: a later gap (discarded silence, loss) is
+    /// kept as silence so the received audio stays on the sender's timeline.
+    last_decoded: BTreeMap<Ssrc, u32>,
     received: VecDeque<i16>,
+    arrivals: VecDeque<Arrival>,
     stats: EndpointMediaStats,
     next_timeout: Option<Instant>,
 }
@@ -237,13 +284,21 @@ impl Drop for Endpoint {
 struct Simulated {
     owner: String,
     player: Player,
-    encoder: opus::Encoder,
+    /// `None` for pre-encoded audio.
+    encoder: Option<opus::Encoder>,
     rtp_time: u32,
+    /// `(frame index, sent at)` of a traced pre-encoded speaker.
+    trace: Option<VecDeque<(usize, Instant)>>,
 }
 
 /// One received or generated audio packet on its way through the bridge.
+/// Gaps longer than this (10 s at 48 kHz) are a new stream, not silence to fill.
+const MAX_GAP_SAMPLES: u32 = 480_000;
+
 struct Packet {
     ssrc: Ssrc,
+    /// Extended sequence number (0 for generated packets).
+    seq: u64,
     rtp_time: u32,
     payload: Arc<[u8]>,
     level: Option<u8>,
@@ -263,6 +318,8 @@ struct MediaTask {
     silence_runs: BTreeMap<Ssrc, u32>,
     next_endpoint_id: u64,
     datagram_tx: mpsc::Sender<Datagram>,
+    keep_audio: bool,
+    send_loss: Option<(f64, rand::rngs::StdRng)>,
 }
 
 impl MediaTask {
@@ -373,12 +430,20 @@ impl MediaTask {
                 reply,
             } => {
                 let result = Player::new(&source).and_then(|player| {
-                    let encoder = opus::Encoder::new(
-                        SAMPLE_RATE,
-                        opus::Channels::Mono,
-                        opus::Application::Voip,
-                    )
-                    .map_err(|e| AudioError::Codec(e.to_string()))?;
+                    let encoder = if player.needs_encoder() {
+                        Some(
+                            opus::Encoder::new(
+                                SAMPLE_RATE,
+                                opus::Channels::Mono,
+                                opus::Application::Voip,
+                            )
+                            .map_err(|e| AudioError::Codec(e.to_string()))?,
+                        )
+                    } else {
+                        None
+                    };
+                    let trace = matches!(&source, AudioSource::Preencoded(audio) if audio.trace)
+                        .then(VecDeque::new);
                     self.simulated.insert(
                         ssrc,
                         Simulated {
@@ -386,6 +451,7 @@ impl MediaTask {
                             player,
                             encoder,
                             rtp_time: rand::random(),
+                            trace,
                         },
                     );
                     Ok(())
@@ -399,8 +465,24 @@ impl MediaTask {
                 let media = self.endpoints.get(&endpoint).map(|e| EndpointMedia {
                     audio: e.received.iter().copied().collect(),
                     stats: e.stats.clone(),
+                    arrivals: e.arrivals.iter().copied().collect(),
                 });
                 let _ = reply.send(media);
+            }
+            MediaCommand::KeepAudio { keep } => self.keep_audio = keep,
+            MediaCommand::SendLoss { share, seed } => {
+                self.send_loss = (share > 0.0)
+                    .then(|| (share.min(1.0), rand::rngs::StdRng::seed_from_u64(seed)));
+            }
+            MediaCommand::SpeakerTrace { owner, reply } => {
+                let trace = self
+                    .simulated
+                    .values()
+                    .find(|s| s.owner == owner)
+                    .and_then(|s| s.trace.as_ref())
+                    .map(|t| t.iter().copied().collect())
+                    .unwrap_or_default();
+                let _ = reply.send(trace);
             }
             MediaCommand::Expire => {
                 self.endpoints.clear();
@@ -442,7 +524,9 @@ impl MediaTask {
                 announced: BTreeSet::new(),
                 sending: BTreeSet::new(),
                 decoders: BTreeMap::new(),
+                last_decoded: BTreeMap::new(),
                 received: VecDeque::new(),
+                arrivals: VecDeque::new(),
                 stats: EndpointMediaStats::default(),
                 next_timeout: None,
             },
@@ -524,7 +608,7 @@ impl MediaTask {
         let mut work = vec![first];
         while let Some(name) = work.pop() {
             for packet in self.drain(&name) {
-                self.accept_from_endpoint(&name, &packet);
+                self.accept_from_endpoint(now, &name, &packet);
                 work.extend(self.forward(now, Some(&name), &packet));
             }
         }
@@ -543,6 +627,13 @@ impl MediaTask {
                         break;
                     }
                     Ok(LegOutput::Transmit(transmit)) => {
+                        if endpoint.stats.connected
+                            && is_rtp(&transmit.contents)
+                            && let Some((share, rng)) = &mut self.send_loss
+                            && rng.random_bool(*share)
+                        {
+                            continue;
+                        }
                         // UDP: a full send buffer drops the datagram, as the network would.
                         let _ = endpoint
                             .socket
@@ -558,6 +649,7 @@ impl MediaTask {
                     }
                     Ok(LegOutput::Event(LegEvent::Audio(packet))) => audio.push(Packet {
                         ssrc: packet.ssrc,
+                        seq: packet.seq,
                         rtp_time: packet.rtp_time,
                         payload: packet.payload,
                         level: packet.level,
@@ -585,21 +677,34 @@ impl MediaTask {
     }
 
     /// Books a packet a gateway sent, and decodes what the bridge accepts from it.
-    fn accept_from_endpoint(&mut self, name: &str, packet: &Packet) {
+    fn accept_from_endpoint(&mut self, now: Instant, name: &str, packet: &Packet) {
         let muted = self.muted.contains(name);
         let discard = self.discard_silence(packet);
         let max_samples = self.max_samples;
+        let keep_audio = self.keep_audio;
         let Some(endpoint) = self.endpoints.get_mut(name) else {
             return;
         };
         endpoint.stats.packets_received += 1;
         endpoint.stats.last_level = packet.level;
+        if endpoint.arrivals.len() >= MAX_ARRIVALS {
+            endpoint.arrivals.pop_front();
+        }
+        endpoint.arrivals.push_back(Arrival {
+            at: now,
+            seq: packet.seq,
+            rtp_time: packet.rtp_time,
+            decoded_samples: 0,
+        });
         if muted {
             endpoint.stats.dropped_muted += 1;
             return;
         }
         if discard {
             endpoint.stats.dropped_silence += 1;
+            return;
+        }
+        if !keep_audio || max_samples == 0 {
             return;
         }
         let decoder = match endpoint.decoders.entry(packet.ssrc) {
@@ -617,6 +722,18 @@ impl MediaTask {
         let mut pcm = [0i16; MAX_DECODED_SAMPLES];
         match decoder.decode(&packet.payload, &mut pcm, false) {
             Ok(samples) => {
+                if let Some(arrival) = endpoint.arrivals.back_mut() {
+                    arrival.decoded_samples = u32::try_from(samples).unwrap_or(u32::MAX);
+                }
+                let frame = u32::try_from(samples).unwrap_or(u32::MAX);
+                if let Some(last) = endpoint.last_decoded.insert(packet.ssrc, packet.rtp_time) {
+                    // Opus RTP time runs at 48 kHz, like the decoded samples.
+                    let gap = packet.rtp_time.wrapping_sub(last).saturating_sub(frame);
+                    if gap > 0 && gap < MAX_GAP_SAMPLES {
+                        let gap = usize::try_from(gap).unwrap_or(0);
+                        endpoint.received.extend(std::iter::repeat_n(0i16, gap));
+                    }
+                }
                 endpoint.received.extend(pcm.iter().take(samples).copied());
                 let excess = endpoint.received.len().saturating_sub(max_samples);
                 endpoint.received.drain(..excess);
@@ -675,21 +792,38 @@ impl MediaTask {
         let now = Instant::now();
         let mut packets = Vec::new();
         for (ssrc, simulated) in &mut self.simulated {
-            let frame = simulated.player.next_frame();
+            let frame = simulated.player.next();
             let rtp_time = simulated.rtp_time;
             simulated.rtp_time = simulated.rtp_time.wrapping_add(FRAME_SAMPLES as u32);
             if self.muted.contains(&simulated.owner) {
                 continue;
             }
-            let mut encoded = [0u8; MAX_OPUS_PACKET];
-            let Ok(length) = simulated.encoder.encode(&frame, &mut encoded) else {
-                continue;
+            let (payload, level): (Arc<[u8]>, u8) = match frame {
+                Frame::Encoded(index, frame) => {
+                    if let Some(trace) = &mut simulated.trace {
+                        if trace.len() >= MAX_TRACE {
+                            trace.pop_front();
+                        }
+                        trace.push_back((index, now));
+                    }
+                    (frame.payload.into(), frame.level)
+                }
+                Frame::Pcm(pcm) => {
+                    let Some(encoder) = &mut simulated.encoder else {
+                        continue;
+                    };
+                    let mut encoded = [0u8; MAX_OPUS_PACKET];
+                    let Ok(length) = encoder.encode(&pcm[..], &mut encoded) else {
+                        continue;
+                    };
+                    (encoded[..length].into(), audio_level(&pcm[..]))
+                }
             };
-            let level = audio_level(&frame);
             packets.push(Packet {
                 ssrc: *ssrc,
+                seq: 0,
                 rtp_time,
-                payload: encoded[..length].into(),
+                payload,
                 level: Some(level),
                 voice: Some(level < SILENCE_LEVEL),
             });
@@ -762,6 +896,14 @@ async fn read_socket(
     }
 }
 
+/// Whether a datagram is (S)RTP rather than STUN, DTLS or RTCP (RFC 7983 and RFC 5761).
+fn is_rtp(datagram: &[u8]) -> bool {
+    match datagram {
+        [first, second, ..] => (128..=191).contains(first) && !(64..96).contains(&(second & 0x7f)),
+        _ => false,
+    }
+}
+
 /// RFC 6464 level of digital silence.
 const SILENCE_LEVEL: u8 = 127;
 /// JVB's `forwarded-silence-packets-limit` (§5.3).
@@ -772,3 +914,22 @@ const MAX_DECODED_SAMPLES: usize = 5_760;
 const MAX_OPUS_PACKET: usize = 1_500;
 /// Datagrams waiting for the media task.
 const DATAGRAM_QUEUE: usize = 4_096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_rtp_is_subject_to_simulated_loss() {
+        // RTP with Opus PT 111, with and without the marker bit.
+        assert!(is_rtp(&[0x80, 111, 0, 1]));
+        assert!(is_rtp(&[0x90, 0x80 | 111, 0, 1]));
+        // RTCP sender report (200) and receiver report (201), STUN, DTLS, runts.
+        assert!(!is_rtp(&[0x80, 200, 0, 6]));
+        assert!(!is_rtp(&[0x81, 201, 0, 7]));
+        assert!(!is_rtp(&[0x00, 0x01, 0, 0]));
+        assert!(!is_rtp(&[22, 0xfe, 0xfd]));
+        assert!(!is_rtp(&[0x80]));
+        assert!(!is_rtp(&[]));
+    }
+}
