@@ -437,31 +437,32 @@ async fn graceful_shutdown_lets_a_running_call_finish_and_refuses_new_ones() {
     assert!(exit.success(), "{}", session.gateway.log());
 }
 
+/// A demo session (Prosody, Kamailio, the stand-in with a 1 kHz web participant, the gateway)
+/// when the peers are installed.
+async fn tone_session() -> Option<jigasi_demo::Session> {
+    use jigasi_demo::{Session, SessionConfig};
+    if !available(&["prosody", "prosodyctl", "kamailio", "baresip", "openssl"]) {
+        return None;
+    }
+    let config = SessionConfig {
+        participant: jigasi_standin::AudioSource::Tone(1000.0),
+        echo: false,
+        capture: false,
+        extra_properties: Vec::new(),
+    };
+    Some(Session::start(Path::new(BIN), &config).await.unwrap())
+}
+
 mod lifecycle {
     //! jigasi-behaviour.md §1.12 rows with the real binary, the stand-in and a real phone.
 
-    use std::path::Path;
     use std::time::Duration;
 
-    use jigasi_demo::{Session, SessionConfig};
+    use jigasi_demo::Session;
     use jigasi_jingle::jingle::ReasonCondition;
-    use jigasi_standin::{AudioSource, StandInEvent};
-    use jigasi_testpeers::available;
+    use jigasi_standin::StandInEvent;
 
-    use super::BIN;
-
-    async fn session() -> Option<Session> {
-        if !available(&["prosody", "prosodyctl", "kamailio", "baresip", "openssl"]) {
-            return None;
-        }
-        let config = SessionConfig {
-            participant: AudioSource::Tone(1000.0),
-            echo: false,
-            capture: false,
-            extra_properties: Vec::new(),
-        };
-        Some(Session::start(Path::new(BIN), &config).await.unwrap())
-    }
+    use super::tone_session;
 
     async fn left(session: &Session, who: &str) -> bool {
         session
@@ -475,7 +476,7 @@ mod lifecycle {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn phone_hangup_leaves_the_room() {
-        let Some(mut session) = session().await else {
+        let Some(mut session) = tone_session().await else {
             return;
         };
         let (mut phone, nick) = session.established_dial_in(440).await.unwrap();
@@ -485,7 +486,7 @@ mod lifecycle {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kick_hangs_up_the_phone() {
-        let Some(mut session) = session().await else {
+        let Some(mut session) = tone_session().await else {
             return;
         };
         let (mut phone, nick) = session.established_dial_in(440).await.unwrap();
@@ -502,7 +503,7 @@ mod lifecycle {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn room_destroyed_hangs_up_the_phone() {
-        let Some(mut session) = session().await else {
+        let Some(mut session) = tone_session().await else {
             return;
         };
         let (mut phone, _) = session.established_dial_in(440).await.unwrap();
@@ -523,7 +524,7 @@ mod lifecycle {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn session_terminate_keeps_the_phone_then_408_after_the_invite_window() {
-        let Some(mut session) = session().await else {
+        let Some(mut session) = tone_session().await else {
             return;
         };
         let (mut phone, nick) = session.established_dial_in(440).await.unwrap();
@@ -552,7 +553,7 @@ mod lifecycle {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn mute_from_the_focus_stops_our_audio() {
-        let Some(mut session) = session().await else {
+        let Some(mut session) = tone_session().await else {
             return;
         };
         let (_phone, nick) = session.established_dial_in(440).await.unwrap();
@@ -575,29 +576,14 @@ mod lifecycle {
 mod rayo {
     //! Rayo dial-out requests against the real binary on a real Prosody (issue 4).
 
-    use std::path::Path;
     use std::time::Duration;
 
-    use jigasi_demo::{Session, SessionConfig};
-    use jigasi_standin::AudioSource;
-    use jigasi_testpeers::{Baresip, BaresipConfig, audio, available};
+    use jigasi_demo::Session;
+    use jigasi_testpeers::{Baresip, BaresipConfig, audio};
     use jigasi_xmpp::{Auth, ClientConfig, TlsPolicy, stanza};
     use jigasi_xmpp_io::{ConnectOptions, Incoming, connect_client};
 
-    use super::BIN;
-
-    async fn session() -> Option<Session> {
-        if !available(&["prosody", "prosodyctl", "kamailio", "baresip", "openssl"]) {
-            return None;
-        }
-        let config = SessionConfig {
-            participant: AudioSource::Tone(1000.0),
-            echo: false,
-            capture: false,
-            extra_properties: Vec::new(),
-        };
-        Some(Session::start(Path::new(BIN), &config).await.unwrap())
-    }
+    use super::tone_session;
 
     fn bob(session: &Session) -> Baresip {
         let tone = audio::tone_wav(&session.work, 48_000, 500, 60).unwrap();
@@ -614,7 +600,7 @@ mod rayo {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn retried_dial_gets_the_same_ref_and_one_call_and_hangup_iq_ends_it() {
-        let Some(mut session) = session().await else {
+        let Some(mut session) = tone_session().await else {
             return;
         };
         let mut phone = bob(&session);
