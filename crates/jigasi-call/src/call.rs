@@ -460,23 +460,21 @@ impl Call {
     /// connection failed"): the conference side starts over once
     /// [`Call::handle_xmpp_reconnected`] says the connection is back; otherwise the call ends.
     pub fn handle_xmpp_lost(&mut self, now: Instant) {
-        if self.sip != SipState::Answered || self.ended_reported {
+        // The old leg's session and timers are meaningless now; a fresh leg waits, inert.
+        let fresh = if self.sip == SipState::Answered && !self.ended_reported {
+            if self.xmpp_lost_deadline.is_some() {
+                return;
+            }
+            ConferenceLeg::new(self.config.conference.clone()).ok()
+        } else {
+            None
+        };
+        let Some(leg) = fresh else {
             self.conference.handle_connection_lost();
             self.pump_conference(now);
             return;
-        }
-        if self.xmpp_lost_deadline.is_some() {
-            return;
-        }
-        // The old leg's session and timers are meaningless now; a fresh leg waits, inert.
-        match ConferenceLeg::new(self.config.conference.clone()) {
-            Ok(leg) => self.conference = leg,
-            Err(_) => {
-                self.conference.handle_connection_lost();
-                self.pump_conference(now);
-                return;
-            }
-        }
+        };
+        self.conference = leg;
         self.conference_deadline = None;
         self.xmpp_lost_deadline = Some(now + XMPP_RECONNECT_WINDOW);
         self.event(CallEvent::ConferenceLost);
@@ -655,10 +653,16 @@ impl Call {
 
     /// The phone hangs up from our side (API request, shutdown deadline).
     pub fn hang_up(&mut self, now: Instant, reason: &str) {
-        self.finish_sip(HangupCause::q850(16, reason), 487, reason);
+        self.end_call(now, HangupCause::q850(16, reason), 487, reason);
+    }
+
+    /// Ends both sides from our side: the phone gets `cause` in its BYE (or `status` and
+    /// `phrase` before the answer), the conference side leaves.
+    fn end_call(&mut self, now: Instant, cause: HangupCause, status: u16, phrase: &str) {
+        self.finish_sip(cause, status, phrase);
         self.conference.hang_up();
         self.pump_conference(now);
-        self.ended(reason.to_owned());
+        self.ended(phrase.to_owned());
     }
 
     /// The next output; drain until [`CallOutput::Timeout`] or [`CallOutput::Idle`].
@@ -851,10 +855,7 @@ impl Call {
         self.event(CallEvent::MediaDropped);
         if self.config.hangup_on_media_dropped {
             let reason = "Stopped receiving media";
-            self.finish_sip(HangupCause::sip(408, reason), 408, reason);
-            self.conference.hang_up();
-            self.pump_conference(now);
-            self.ended(reason.to_owned());
+            self.end_call(now, HangupCause::sip(408, reason), 408, reason);
         }
     }
 
