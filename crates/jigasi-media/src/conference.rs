@@ -57,7 +57,7 @@ use crate::dtmf::{DtmfDigit, DtmfError, DtmfReceived, DtmfReceiver, DtmfSender};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::level::AudioLevel;
 use crate::recording::{Direction, RecordingSink};
-use crate::rtcp::{self, NtpTime, RtcpPacket, SenderInfo};
+use crate::rtcp::{self, NtpTime, ReportBlock, RtcpError, RtcpPacket, SenderInfo};
 use crate::rtp::{RtpError, RtpPacket, RtpSender};
 use crate::stats::ReceiveStats;
 use crate::tone::DtmfToneGenerator;
@@ -209,6 +209,9 @@ pub enum ConferenceError {
     /// A malformed RTP packet from a phone.
     #[error(transparent)]
     Rtp(#[from] RtpError),
+    /// A malformed RTCP datagram from a phone.
+    #[error(transparent)]
+    Rtcp(#[from] RtcpError),
     /// A malformed telephone-event payload.
     #[error(transparent)]
     Dtmf(#[from] DtmfError),
@@ -237,6 +240,7 @@ impl ConferenceError {
     pub fn blame(&self) -> Blame {
         match self {
             Self::Rtp(e) => e.blame(),
+            Self::Rtcp(e) => e.blame(),
             Self::Dtmf(e) => e.blame(),
             Self::Codec(e) => e.blame(),
             Self::UnknownPayloadType(_) | Self::UnknownSsrc(_) => Blame::Peer,
@@ -276,6 +280,10 @@ pub struct PhoneStats<'a> {
     pub sent_packets: u64,
     /// Round-trip time from the phone's last receiver report.
     pub round_trip_time: Option<Duration>,
+    /// The phone's last report block on our stream (its view of what we send: loss, jitter).
+    pub remote_report: Option<ReportBlock>,
+    /// Valid RTCP datagrams received from the phone.
+    pub rtcp_received: u64,
 }
 
 /// What one tick produced for one phone.
@@ -354,6 +362,10 @@ struct Phone {
     dtmf_tx: Option<DtmfTx>,
     dtmf_rx: DtmfReceiver,
     round_trip_time: Option<Duration>,
+    remote_report: Option<ReportBlock>,
+    rtcp_received: u64,
+    /// RTP packets sent to the phone when the last RTCP report was written (SR or RR).
+    packets_at_last_report: u64,
 }
 
 enum DtmfTx {
@@ -454,6 +466,9 @@ impl Conference {
             dtmf_tx: None,
             dtmf_rx: DtmfReceiver::default(),
             round_trip_time: None,
+            remote_report: None,
+            rtcp_received: 0,
+            packets_at_last_report: 0,
             config,
         };
         if self.rate_users[rate.index()] == 0 {
@@ -571,8 +586,11 @@ impl Conference {
         Err(ConferenceError::UnknownPayloadType(pt))
     }
 
-    /// Handles an RTCP datagram from a phone (SR for our receiver reports, RR for RTT).
-    /// `arrival` is the wall clock at arrival, read by the caller.
+    /// Handles an RTCP datagram from a phone (SR for our receiver reports, RR for RTT, the
+    /// report block on our stream for its loss and jitter). `arrival` is the wall clock at
+    /// arrival, read by the caller. A datagram that is not a valid compound packet (a packet
+    /// that does not parse, or none at all) is rejected whole with [`ConferenceError::Rtcp`]
+    /// and changes nothing.
     pub fn handle_phone_rtcp(
         &mut self,
         now: Instant,
@@ -582,6 +600,13 @@ impl Conference {
     ) -> Result<(), ConferenceError> {
         let index = self.phone_index(id)?;
         let phone = &mut self.phones[index];
+        if datagram.is_empty() {
+            return Err(RtcpError::Truncated { needed: 4, len: 0 }.into());
+        }
+        if let Some(Err(error)) = rtcp::parse_compound(datagram).find(Result::is_err) {
+            return Err(error.into());
+        }
+        phone.rtcp_received += 1;
         for packet in rtcp::parse_compound(datagram) {
             let Ok(packet) = packet else {
                 break;
@@ -603,9 +628,11 @@ impl Conference {
                 RtcpPacket::Other { .. } => continue,
             };
             for block in reports.iter() {
-                if block.ssrc == phone.config.phone_ssrc
-                    && let Some(rtt) = block.round_trip_time(arrival)
-                {
+                if block.ssrc != phone.config.phone_ssrc {
+                    continue;
+                }
+                phone.remote_report = Some(block);
+                if let Some(rtt) = block.round_trip_time(arrival) {
                     phone.round_trip_time = Some(rtt);
                 }
             }
@@ -613,32 +640,43 @@ impl Conference {
         Ok(())
     }
 
-    /// Writes an RTCP sender report for the phone leg (with a report block on the phone's
-    /// stream once it sent something) into `out`.
+    /// Writes the phone leg's compound RTCP packet into `out` (RFC 3550 §6.4, §6.1): a sender
+    /// report if we sent RTP to the phone since the last report, else a receiver report, each
+    /// with a report block on the phone's stream once it sent something; then an SDES CNAME;
+    /// then a BYE when `bye` (the call is ending, §6.3.7). 256 bytes of `out` are always enough.
     pub fn write_phone_rtcp(
         &mut self,
         now: Instant,
         wall_clock: NtpTime,
         id: CallId,
+        bye: bool,
         out: &mut [u8],
     ) -> Result<usize, ConferenceError> {
         let index = self.phone_index(id)?;
         let phone = &mut self.phones[index];
-        let info = SenderInfo {
-            ntp_time: wall_clock,
-            rtp_time: phone.rtp.timestamp(),
-            // RFC 3550 §6.4.1: these counters wrap.
-            packet_count: (phone.rtp.packets() & 0xffff_ffff) as u32,
-            octet_count: (phone.rtp.octets() & 0xffff_ffff) as u32,
-        };
+        let ssrc = phone.config.phone_ssrc;
+        let sent = phone.rtp.packets();
         let block = phone.receive.as_mut().map(|r| r.report_block(now));
         let blocks = block.as_slice();
-        rtcp::write_sender_report(phone.config.phone_ssrc, &info, blocks, out).map_err(|_| {
-            ConferenceError::Rtp(RtpError::BufferTooSmall {
-                needed: 52,
-                len: out.len(),
-            })
-        })
+        let mut len = if sent > phone.packets_at_last_report {
+            let info = SenderInfo {
+                ntp_time: wall_clock,
+                rtp_time: phone.rtp.timestamp(),
+                // RFC 3550 §6.4.1: these counters wrap.
+                packet_count: (sent & 0xffff_ffff) as u32,
+                octet_count: (phone.rtp.octets() & 0xffff_ffff) as u32,
+            };
+            rtcp::write_sender_report(ssrc, &info, blocks, out)?
+        } else {
+            rtcp::write_receiver_report(ssrc, blocks, out)?
+        };
+        phone.packets_at_last_report = sent;
+        let cname = cname(ssrc);
+        len += rtcp::write_sdes_cname(ssrc, &cname, out.get_mut(len..).unwrap_or_default())?;
+        if bye {
+            len += rtcp::write_bye(ssrc, out.get_mut(len..).unwrap_or_default())?;
+        }
+        Ok(len)
     }
 
     /// Handles one packet from the bridge.
@@ -795,6 +833,8 @@ impl Conference {
             jitter: phone.jitter.stats(),
             sent_packets: phone.rtp.packets(),
             round_trip_time: phone.round_trip_time,
+            remote_report: phone.remote_report,
+            rtcp_received: phone.rtcp_received,
         })
     }
 
@@ -984,6 +1024,18 @@ impl Phone {
             },
         }
     }
+}
+
+/// Our RTCP CNAME toward a phone: `jigasi-rs-` and the SSRC in hex (RFC 3550 §6.5.1 wants it
+/// unique per endpoint; RFC 7022 allows a random-looking identifier).
+fn cname(ssrc: Ssrc) -> [u8; 18] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut name = *b"jigasi-rs-00000000";
+    for (i, digit) in name[10..].iter_mut().enumerate() {
+        let shift = 28 - 4 * i;
+        *digit = HEX[((ssrc.get() >> shift) & 0xf) as usize];
+    }
+    name
 }
 
 fn receive_ssrc_changed(receive: &ReceiveStats, ssrc: Ssrc) -> bool {

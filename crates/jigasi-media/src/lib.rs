@@ -10,7 +10,8 @@
 //! - [`conference`]: per-conference decode-once and N−1 mixing, phone uplinks encoded to Opus
 //!   for the bridge with their RFC 6464 [`level`];
 //! - [`dtmf`] and [`tone`]: RFC 4733 telephone events and in-band DTMF;
-//! - [`recording`]: the hook that sees each direction's audio per tick.
+//! - [`recording`]: the hook that sees each direction's audio per tick;
+//! - [`quality`]: the E-model (ITU-T G.107) MOS estimate from loss, jitter and round-trip time.
 //!
 //! It deliberately does **not** own sockets, SRTP, ICE/DTLS (the bridge leg is str0m's, driven
 //! by the call layer), SDP decisions, or the clock. It is pure: time is an argument (`now:
@@ -32,6 +33,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod jitter;
 pub mod level;
+pub mod quality;
 pub mod recording;
 pub mod rtcp;
 pub mod rtp;

@@ -360,6 +360,47 @@ fn write_report(
     Ok(needed)
 }
 
+/// Writes an SDES packet with one chunk carrying only a CNAME item (RFC 3550 §6.5, §6.5.1)
+/// into `out`, returning its length. Every compound RTCP packet must carry one (§6.1).
+/// A CNAME longer than 255 bytes is cut to 255.
+pub fn write_sdes_cname(source: Ssrc, cname: &[u8], out: &mut [u8]) -> Result<usize, RtcpError> {
+    let cname = cname.get(..255).unwrap_or(cname);
+    // Header, SSRC, item type and length, the text, then at least one zero octet ending the
+    // item list, padded to 32 bits.
+    let needed = (4 + 4 + 2 + cname.len() + 1).next_multiple_of(4);
+    let Some(dest) = out.get_mut(..needed) else {
+        return Err(RtcpError::BufferTooSmall {
+            needed,
+            len: out.len(),
+        });
+    };
+    dest.fill(0);
+    dest[0] = 0x81;
+    dest[1] = PT_SDES;
+    // `needed` is at most 268 bytes.
+    dest[2..4].copy_from_slice(&((needed / 4 - 1) as u16).to_be_bytes());
+    dest[4..8].copy_from_slice(&source.get().to_be_bytes());
+    dest[8] = SDES_CNAME;
+    // Cut to 255 above.
+    dest[9] = cname.len() as u8;
+    dest[10..10 + cname.len()].copy_from_slice(cname);
+    Ok(needed)
+}
+
+/// Writes a BYE packet for one source without a reason (RFC 3550 §6.6) into `out`, returning
+/// its length.
+pub fn write_bye(source: Ssrc, out: &mut [u8]) -> Result<usize, RtcpError> {
+    let Some(dest) = out.get_mut(..8) else {
+        return Err(RtcpError::BufferTooSmall {
+            needed: 8,
+            len: out.len(),
+        });
+    };
+    dest[..4].copy_from_slice(&[0x81, PT_BYE, 0, 1]);
+    dest[4..8].copy_from_slice(&source.get().to_be_bytes());
+    Ok(8)
+}
+
 /// Whether a datagram on a muxed port is RTCP rather than RTP (RFC 5761 §4: PT 192..=223).
 pub fn is_rtcp(buf: &[u8]) -> bool {
     buf.get(1).is_some_and(|&pt| (192..=223).contains(&pt))
@@ -367,6 +408,9 @@ pub fn is_rtcp(buf: &[u8]) -> bool {
 
 const PT_SR: u8 = 200;
 const PT_RR: u8 = 201;
+const PT_SDES: u8 = 202;
+const PT_BYE: u8 = 203;
+const SDES_CNAME: u8 = 1;
 const REPORT_BLOCK: usize = 24;
 const SR_SENDER_INFO: usize = 24;
 /// Seconds from 1900-01-01 (NTP era 0) to 1970-01-01.
@@ -503,6 +547,39 @@ mod tests {
             None,
             "no SR seen yet"
         );
+    }
+
+    #[test]
+    fn sdes_cname_and_bye_are_well_formed_compound_parts() {
+        let mut buf = [0u8; 128];
+        let a = write_receiver_report(Ssrc::new(5), &[], &mut buf).unwrap();
+        let b = write_sdes_cname(Ssrc::new(5), b"jigasi-rs", &mut buf[a..]).unwrap();
+        // 4 + 4 + 2 + 9 + 1 = 20 bytes, already a multiple of 4.
+        assert_eq!(b, 20);
+        assert_eq!(&buf[a..a + 4], &[0x81, 202, 0, 4]);
+        assert_eq!(&buf[a + 8..a + 19], b"\x01\x09jigasi-rs");
+        assert_eq!(buf[a + 19], 0, "item list ends with a zero octet");
+        let c = write_bye(Ssrc::new(5), &mut buf[a + b..]).unwrap();
+        let packets: Vec<_> = parse_compound(&buf[..a + b + c])
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            packets[1..],
+            [
+                RtcpPacket::Other { packet_type: 202 },
+                RtcpPacket::Other { packet_type: 203 }
+            ]
+        );
+        // A CNAME of 8 bytes needs padding: 4 + 4 + 2 + 8 + 1 = 19 → 20.
+        assert_eq!(
+            write_sdes_cname(Ssrc::new(5), b"12345678", &mut buf).unwrap(),
+            20
+        );
+        assert!(matches!(
+            write_sdes_cname(Ssrc::new(5), b"12345678", &mut buf[..19]),
+            Err(RtcpError::BufferTooSmall { needed: 20, .. })
+        ));
+        assert!(write_bye(Ssrc::new(5), &mut buf[..7]).is_err());
     }
 
     #[test]

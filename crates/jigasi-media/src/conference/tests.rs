@@ -646,10 +646,10 @@ fn rtcp_round_trip_time_and_sender_report() {
     let id = phones[0].id;
     conference.add_phone(id, phones[0].config()).unwrap();
     tick_all(&mut conference, &mut [], &mut phones, start, 10);
-    let mut sr = [0u8; 100];
+    let mut sr = [0u8; 256];
     let sent_at = NtpTime(100 << 32);
     let n = conference
-        .write_phone_rtcp(start + FRAME * 10, sent_at, id, &mut sr)
+        .write_phone_rtcp(start + FRAME * 10, sent_at, id, false, &mut sr)
         .unwrap();
     let Some(Ok(RtcpPacket::SenderReport {
         sender,
@@ -680,6 +680,92 @@ fn rtcp_round_trip_time_and_sender_report() {
     let stats = conference.phone_stats(id).unwrap();
     assert_eq!(stats.receive.unwrap().received(), 10);
     assert_eq!(stats.sent_packets, 10);
+    assert_eq!(stats.remote_report, Some(block));
+    assert_eq!(stats.rtcp_received, 1);
+}
+
+#[test]
+fn rtcp_is_sr_after_sending_else_rr_with_cname_and_bye() {
+    let start = t0();
+    let mut conference = Conference::new(ConferenceConfig::default());
+    let mut phones = vec![FakePhone::new(1, CodecKind::Pcmu, 500.0)];
+    let id = phones[0].id;
+    conference.add_phone(id, phones[0].config()).unwrap();
+    let types = |buf: &[u8]| -> Vec<u8> {
+        rtcp::parse_compound(buf)
+            .map(|p| match p.unwrap() {
+                RtcpPacket::SenderReport { .. } => 200,
+                RtcpPacket::ReceiverReport { .. } => 201,
+                RtcpPacket::Other { packet_type } => packet_type,
+            })
+            .collect()
+    };
+    let mut out = [0u8; 256];
+    // Nothing sent, nothing received: an RR without blocks, and the CNAME.
+    let n = conference
+        .write_phone_rtcp(start, NtpTime(1 << 32), id, false, &mut out)
+        .unwrap();
+    assert_eq!(types(&out[..n]), [201, 202]);
+    assert!(out[..n].windows(18).any(|w| w == b"jigasi-rs-000007d1"));
+    tick_all(&mut conference, &mut [], &mut phones, start, 5);
+    let n = conference
+        .write_phone_rtcp(start + FRAME * 5, NtpTime(2 << 32), id, false, &mut out)
+        .unwrap();
+    assert_eq!(types(&out[..n]), [200, 202]);
+    // Nothing sent since that SR (no tick): back to an RR, now with the phone's block.
+    let n = conference
+        .write_phone_rtcp(start + FRAME * 5, NtpTime(3 << 32), id, true, &mut out)
+        .unwrap();
+    assert_eq!(types(&out[..n]), [201, 202, 203]);
+    let Some(Ok(RtcpPacket::ReceiverReport { reports, .. })) =
+        rtcp::parse_compound(&out[..n]).next()
+    else {
+        panic!("expected an RR");
+    };
+    assert_eq!(reports.len(), 1);
+    assert!(matches!(
+        conference.write_phone_rtcp(start, NtpTime(0), id, true, &mut out[..40]),
+        Err(ConferenceError::Rtcp(_))
+    ));
+}
+
+#[test]
+fn malformed_rtcp_is_rejected_whole_and_changes_nothing() {
+    let start = t0();
+    let mut conference = Conference::new(ConferenceConfig::default());
+    let phones = [FakePhone::new(1, CodecKind::Pcmu, 500.0)];
+    let id = phones[0].id;
+    conference.add_phone(id, phones[0].config()).unwrap();
+    let block = crate::rtcp::ReportBlock {
+        ssrc: Ssrc::new(2001),
+        fraction_lost: 64,
+        ..Default::default()
+    };
+    let mut rr = [0u8; 80];
+    let n = rtcp::write_receiver_report(Ssrc::new(0xabc1), &[block], &mut rr).unwrap();
+    // A valid RR followed by a truncated packet: the whole datagram is refused.
+    rr[n..n + 4].copy_from_slice(&[0x80, 201, 0, 7]);
+    for bad in [
+        &rr[..n + 4],
+        &[][..],
+        &[0x40, 201, 0, 1, 0, 0, 0, 0][..],
+        &rr[..n - 1],
+    ] {
+        let error = conference
+            .handle_phone_rtcp(start, NtpTime(0), id, bad)
+            .unwrap_err();
+        assert!(matches!(error, ConferenceError::Rtcp(_)), "{error:?}");
+        assert_eq!(error.blame(), crate::Blame::Peer);
+    }
+    let stats = conference.phone_stats(id).unwrap();
+    assert_eq!(stats.remote_report, None);
+    assert_eq!(stats.rtcp_received, 0);
+    conference
+        .handle_phone_rtcp(start, NtpTime(0), id, &rr[..n])
+        .unwrap();
+    let stats = conference.phone_stats(id).unwrap();
+    assert_eq!(stats.remote_report.map(|b| b.fraction_lost), Some(64));
+    assert_eq!(stats.rtcp_received, 1);
 }
 
 #[test]
