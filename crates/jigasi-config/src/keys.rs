@@ -224,6 +224,7 @@ pub(crate) static KEYS: &[KeySpec] = &[
     used(Jigasi, "HEALTH_CHECK_INTERVAL"),
     used(Jigasi, "HEALTH_CHECK_TIMEOUT"),
     used(Jigasi, "HEALTH_CHECK_DEBUG_ENABLED"),
+    used(Jigasi, "rs.GRACEFUL_SHUTDOWN_TIMEOUT"),
     not_yet(
         Jigasi,
         Prefix("VISITOR_QUEUE_SERVICE"),

@@ -35,6 +35,7 @@ mod hocon;
 mod keys;
 mod model;
 pub mod properties;
+pub mod properties_edit;
 pub mod toml_file;
 
 pub use cli::{Action, CliArgs, ParsedArgs};

@@ -41,6 +41,9 @@ pub struct Config {
     pub config_writable: bool,
     /// The `sip-communicator.properties` the configuration came from; `None` for a TOML file.
     pub properties_path: Option<PathBuf>,
+    /// The command line the configuration was loaded with: its `--host` / `--domain` defaults
+    /// also apply to brewery accounts added at run time (`/configure/call-control-muc/add`).
+    pub args: crate::cli::CliArgs,
 }
 
 /// A host name (or IP literal) and a port.
@@ -597,6 +600,11 @@ pub struct JigasiConfig {
     pub conferences_threshold: u32,
     /// SIP health check (`HEALTH_CHECK_*`).
     pub health_check: HealthCheckConfig,
+    /// How long a graceful shutdown lets running calls go on before hanging them up
+    /// (jigasi-rs only: `org.jitsi.jigasi.rs.GRACEFUL_SHUTDOWN_TIMEOUT` in ms, TOML
+    /// `jigasi.graceful_shutdown_timeout_secs`; 300 s). `None` (0 in the files) = wait for the
+    /// calls as long as they last, as Jigasi does.
+    pub graceful_shutdown_timeout: Option<Duration>,
 }
 
 impl Default for JigasiConfig {
@@ -626,6 +634,7 @@ impl Default for JigasiConfig {
             hangup_sip_on_media_dropped: false,
             conferences_threshold: 100,
             health_check: HealthCheckConfig::default(),
+            graceful_shutdown_timeout: Some(Duration::from_secs(300)),
         }
     }
 }

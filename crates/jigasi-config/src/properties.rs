@@ -60,6 +60,86 @@ pub fn load(
     })
 }
 
+/// Reads one brewery account given as Jigasi's account properties without the
+/// `net.java.sip.communicator.impl.protocol.jabber.<id>.` prefix, as in the JSON body of
+/// `POST /configure/call-control-muc/add` (jigasi-behaviour.md §1.15, §2.5): `PASSWORD` is plain
+/// text here, not base64. The rules are those of the properties file, except that `BREWERY` is
+/// required (an account without it would not be a control account) and a disabled account is
+/// refused. Errors name the full property key; `--host` / `--domain` defaults come from `args`.
+pub fn brewery_account_from_properties(
+    id: &str,
+    properties: &BTreeMap<String, String>,
+    args: &CliArgs,
+) -> Result<BreweryAccount, ConfigError> {
+    let path = Path::new("request body");
+    let key = |name: &str| format!("{JABBER_PREFIX}{id}.{name}");
+    if id.is_empty() || id.contains('.') {
+        return Err(ConfigError::InvalidProperty {
+            path: path.to_path_buf(),
+            line: 0,
+            key: "id".into(),
+            value: id.to_owned(),
+            expected: "a non-empty account id without dots".into(),
+        });
+    }
+    let mut map = BTreeMap::new();
+    let mut order = vec![format!("{JABBER_PREFIX}{id}")];
+    map.insert(
+        order[0].clone(),
+        Entry {
+            value: id.to_owned(),
+            line: 0,
+        },
+    );
+    for (name, value) in properties {
+        let value = if name == "PASSWORD" {
+            base64::engine::general_purpose::STANDARD.encode(value)
+        } else {
+            value.clone()
+        };
+        order.push(key(name));
+        map.insert(key(name), Entry { value, line: 0 });
+    }
+    let props = Props { path, map, order };
+    for required in ["BREWERY", "USER_ID", "PASSWORD"] {
+        if props.entry(&key(required))?.is_none() {
+            return Err(ConfigError::MissingProperty {
+                path: path.to_path_buf(),
+                key: key(required),
+                expected: match required {
+                    "BREWERY" => {
+                        "the brewery MUC JID, e.g. JigasiBrewery@internal.auth.meet.example.com"
+                    }
+                    "USER_ID" => {
+                        "the bare JID of the control account, e.g. jigasi@auth.meet.example.com"
+                    }
+                    _ => "the account password (plain text in the request)",
+                },
+            });
+        }
+    }
+    if props.bool(&key("IS_ACCOUNT_DISABLED"), false)? {
+        return Err(props.invalid(
+            &key("IS_ACCOUNT_DISABLED"),
+            "true",
+            0,
+            "false: a disabled account cannot be added",
+        ));
+    }
+    let mut loader = Loader {
+        props: &props,
+        args,
+        report: LoadReport::default(),
+        inactive_accounts: BTreeMap::new(),
+    };
+    let account = loader.breweries()?.into_iter().next();
+    account.ok_or_else(|| ConfigError::MissingProperty {
+        path: path.to_path_buf(),
+        key: key("BREWERY"),
+        expected: "the brewery MUC JID",
+    })
+}
+
 /// One property with the line it came from.
 #[derive(Debug)]
 struct Entry {
@@ -252,6 +332,7 @@ impl Loader<'_, '_> {
             },
             config_writable: self.args.config_writable,
             properties_path: Some(p.path.to_path_buf()),
+            args: self.args.clone(),
         })
     }
 
@@ -393,6 +474,15 @@ impl Loader<'_, '_> {
                     &k("HEALTH_CHECK_DEBUG_ENABLED"),
                     d.health_check.debug_enabled,
                 )?,
+            },
+            graceful_shutdown_timeout: match p.parse_with(
+                &k("rs.GRACEFUL_SHUTDOWN_TIMEOUT"),
+                "a whole number of milliseconds (0 = wait for the calls as long as they last)",
+                |v| v.parse::<u64>().ok(),
+            )? {
+                None => d.graceful_shutdown_timeout,
+                Some(0) => None,
+                Some(ms) => Some(Duration::from_millis(ms)),
             },
         })
     }

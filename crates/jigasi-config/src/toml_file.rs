@@ -398,6 +398,9 @@ pub struct JigasiSection {
     pub bosh_host_override: BTreeMap<String, String>,
     /// `[jigasi.health_check]`.
     pub health_check: HealthCheckSection,
+    /// How long a graceful shutdown waits for running calls before hanging them up; 0 = as
+    /// long as they last (jigasi-rs only).
+    pub graceful_shutdown_timeout_secs: u64,
 }
 
 impl Default for JigasiSection {
@@ -438,6 +441,9 @@ impl From<JigasiConfig> for JigasiSection {
                 timeout_ms: millis(j.health_check.timeout),
                 debug_enabled: j.health_check.debug_enabled,
             },
+            graceful_shutdown_timeout_secs: j
+                .graceful_shutdown_timeout
+                .map_or(0, |d| d.as_secs().max(1)),
         }
     }
 }
@@ -766,6 +772,7 @@ impl Converter<'_> {
             },
             config_writable: self.args.config_writable,
             properties_path: None,
+            args: self.args.clone(),
         })
     }
 
@@ -958,6 +965,8 @@ impl Converter<'_> {
                 timeout: Duration::from_millis(j.health_check.timeout_ms),
                 debug_enabled: j.health_check.debug_enabled,
             },
+            graceful_shutdown_timeout: (j.graceful_shutdown_timeout_secs > 0)
+                .then(|| Duration::from_secs(j.graceful_shutdown_timeout_secs)),
         })
     }
 

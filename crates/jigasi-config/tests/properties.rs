@@ -670,3 +670,102 @@ fn registrar_less_account_and_user_without_domain() {
     assert_eq!(sip.password, None);
     assert_eq!(sip.keep_alive.interval, Some(Duration::from_secs(25)));
 }
+
+#[test]
+fn graceful_shutdown_timeout_defaults_to_300_s_and_0_means_wait_for_the_calls() {
+    let (_dir, loaded) = minimal_with("", &[]);
+    let config = loaded.unwrap().config;
+    assert_eq!(
+        config.jigasi.graceful_shutdown_timeout,
+        Some(Duration::from_secs(300))
+    );
+    let (_dir, loaded) = minimal_with("org.jitsi.jigasi.rs.GRACEFUL_SHUTDOWN_TIMEOUT=2000\n", &[]);
+    let loaded = loaded.unwrap();
+    assert_eq!(
+        loaded.config.jigasi.graceful_shutdown_timeout,
+        Some(Duration::from_secs(2))
+    );
+    assert!(
+        loaded.report.unused_keys.is_empty(),
+        "{:?}",
+        loaded.report.unused_keys
+    );
+    let (_dir, loaded) = minimal_with("org.jitsi.jigasi.rs.GRACEFUL_SHUTDOWN_TIMEOUT=0\n", &[]);
+    assert_eq!(
+        loaded.unwrap().config.jigasi.graceful_shutdown_timeout,
+        None
+    );
+    let message = minimal_error("org.jitsi.jigasi.rs.GRACEFUL_SHUTDOWN_TIMEOUT=5m\n");
+    assert!(message.contains("GRACEFUL_SHUTDOWN_TIMEOUT"), "{message}");
+}
+
+#[test]
+fn brewery_account_from_rest_properties() {
+    use jigasi_config::properties::brewery_account_from_properties;
+    let body = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let cli = CliArgs {
+        host: Some("xmpp.internal".into()),
+        domain: Some("meet.example.com".into()),
+        ..CliArgs::default()
+    };
+    let account = brewery_account_from_properties(
+        "acc-2",
+        &body(&[
+            ("ACCOUNT_UID", "Jabber:jigasi2@auth.meet.example.com"),
+            ("USER_ID", "jigasi2@auth.meet.example.com"),
+            ("PASSWORD", "plain pw"),
+            ("BREWERY", "JigasiBrewery@internal.auth.meet.example.com"),
+            ("RESOURCE", "jigasi-2"),
+        ]),
+        &cli,
+    )
+    .unwrap();
+    assert_eq!(account.id, "acc-2");
+    assert_eq!(
+        account.account_uid.as_deref(),
+        Some("Jabber:jigasi2@auth.meet.example.com")
+    );
+    assert_eq!(account.jid, "jigasi2@auth.meet.example.com");
+    assert_eq!(account.password.expose(), "plain pw");
+    assert_eq!(account.server, HostPort::new("xmpp.internal", 5222));
+    assert_eq!(account.resource.as_deref(), Some("jigasi-2"));
+    assert_eq!(account.domain_base.as_deref(), Some("meet.example.com"));
+
+    for (missing, pairs) in [
+        ("BREWERY", &[("USER_ID", "a@b"), ("PASSWORD", "p")][..]),
+        ("USER_ID", &[("BREWERY", "r@m"), ("PASSWORD", "p")][..]),
+        ("PASSWORD", &[("BREWERY", "r@m"), ("USER_ID", "a@b")][..]),
+    ] {
+        let error = brewery_account_from_properties("acc-2", &body(pairs), &cli)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!("jabber.acc-2.{missing} is missing")),
+            "{error}"
+        );
+    }
+    let error = brewery_account_from_properties(
+        "acc-2",
+        &body(&[
+            ("USER_ID", "no-domain"),
+            ("PASSWORD", "p"),
+            ("BREWERY", "r@m"),
+        ]),
+        &cli,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("acc-2.USER_ID") && error.contains("bare JID"),
+        "{error}"
+    );
+    let error = brewery_account_from_properties("a.b", &body(&[]), &cli)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("without dots"), "{error}");
+}
