@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jigasi_types::Ssrc;
 use str0m::change::DirectApi;
@@ -147,6 +147,32 @@ pub struct AudioPacket {
     pub payload: Arc<[u8]>,
 }
 
+/// What str0m measured on the leg (its RTCP and ICE statistics), for call quality metrics.
+/// Every field stays `None` until the first measurement; later ones replace earlier ones.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LegStats {
+    /// Interarrival jitter of what we receive (the remote speakers), as in our last receiver
+    /// report.
+    pub inbound_jitter: Option<Duration>,
+    /// Fraction (0..=1) of what we receive that was lost, as in our last receiver report.
+    pub inbound_loss: Option<f32>,
+    /// Interarrival jitter of what we send, as the remote side's last receiver report says.
+    pub outbound_jitter: Option<Duration>,
+    /// Fraction (0..=1) of what we send that was lost, averaged over the remote side's receiver
+    /// reports since the previous measurement.
+    pub outbound_loss: Option<f32>,
+    /// Round-trip time: from the remote side's receiver reports (LSR/DLSR), else from ICE
+    /// consent checks on the selected candidate pair.
+    pub rtt: Option<Duration>,
+    /// Packets received.
+    pub packets_received: u64,
+    /// Packets sent.
+    pub packets_sent: u64,
+}
+
+/// How often str0m measures [`LegStats`].
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Something that happened on the leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LegEvent {
@@ -208,6 +234,10 @@ pub struct MediaLeg {
     send: BTreeMap<Ssrc, SendState>,
     receive: Vec<Ssrc>,
     failed: Option<String>,
+    stats: LegStats,
+    /// The last round-trip time from RTCP, and from ICE consent checks.
+    rtcp_rtt: Option<Duration>,
+    ice_rtt: Option<Duration>,
 }
 
 impl std::fmt::Debug for MediaLeg {
@@ -233,7 +263,8 @@ impl MediaLeg {
             // declared stream (str0m-multi-ssrc.md, "Pitfalls").
             .clear_extension_map()
             .set_extension(config.audio_level_ext, Extension::AudioLevel)
-            .set_rtp_mode(true);
+            .set_rtp_mode(true)
+            .set_stats_interval(Some(STATS_INTERVAL));
         // str0m drops received RTP whose payload type it does not know, even in RTP mode.
         rtc.codec_config().add_config(
             Pt::from(config.telephone_event_pt),
@@ -260,7 +291,15 @@ impl MediaLeg {
             send: BTreeMap::new(),
             receive: Vec::new(),
             failed: None,
+            stats: LegStats::default(),
+            rtcp_rtt: None,
+            ice_rtt: None,
         })
+    }
+
+    /// The latest RTCP and ICE measurements (updated about every second once media flows).
+    pub fn stats(&self) -> LegStats {
+        self.stats
     }
 
     /// Our ICE credentials (for the Jingle answer / offer).
@@ -577,6 +616,32 @@ impl MediaLeg {
                 ssrc: Ssrc::new(*paused.ssrc),
                 paused: paused.paused,
             }),
+            Event::MediaIngressStats(ingress) => {
+                self.stats.inbound_jitter = Some(opus_ticks(ingress.jitter));
+                self.stats.inbound_loss = ingress.loss.or(self.stats.inbound_loss);
+                self.stats.packets_received = ingress.packets;
+                None
+            }
+            Event::MediaEgressStats(egress) => {
+                if let Some(remote) = &egress.remote {
+                    self.stats.outbound_jitter = Some(opus_ticks(remote.jitter));
+                }
+                self.stats.outbound_loss = egress.loss.or(self.stats.outbound_loss);
+                self.rtcp_rtt = egress.rtt.or(self.rtcp_rtt);
+                self.stats.rtt = self.rtcp_rtt.or(self.ice_rtt);
+                self.stats.packets_sent = egress.packets;
+                None
+            }
+            Event::PeerStats(peer) => {
+                let ice_rtt = peer
+                    .selected_candidate_pair
+                    .as_ref()
+                    .and_then(|pair| pair.current_round_trip_time);
+                self.ice_rtt = ice_rtt.or(self.ice_rtt);
+                self.rtcp_rtt = peer.rtt.or(self.rtcp_rtt);
+                self.stats.rtt = self.rtcp_rtt.or(self.ice_rtt);
+                None
+            }
             _ => None,
         }
     }
@@ -591,6 +656,11 @@ impl MediaLeg {
             LegError::Failed(reason)
         })
     }
+}
+
+/// A duration in Opus RTP timestamp units (48 kHz, RFC 7587).
+fn opus_ticks(ticks: u32) -> Duration {
+    Duration::from_micros(u64::from(ticks) * 1_000 / 48)
 }
 
 /// RFC 8445 §5.1.2.1 host priority: type preference 126, local preference decreasing per

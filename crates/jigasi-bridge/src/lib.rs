@@ -24,5 +24,5 @@ mod leg;
 
 pub use leg::{
     AudioPacket, Candidate, CandidateKind, IceParams, LegConfig, LegError, LegEvent, LegOutput,
-    MediaLeg, RemoteParams, Role, Transmit,
+    LegStats, MediaLeg, RemoteParams, Role, Transmit,
 };

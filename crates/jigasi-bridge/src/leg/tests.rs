@@ -383,3 +383,50 @@ fn gateway_is_ice_controlled_and_dtls_client() {
     );
     pair.connect();
 }
+
+#[test]
+fn stats_measure_loss_jitter_and_round_trip_time() {
+    let mut pair = Pair::new();
+    pair.drop_every = 20; // 5 % loss toward the gateway, RTCP included
+    let gateway_ssrc = Ssrc::new(0x5555);
+    pair.gateway.add_send_ssrc(gateway_ssrc).unwrap();
+    pair.bridge.add_receive_ssrc(gateway_ssrc).unwrap();
+    pair.bridge.add_send_ssrc(Ssrc::new(9)).unwrap();
+    pair.gateway.add_receive_ssrc(Ssrc::new(9)).unwrap();
+    assert_eq!(pair.gateway.stats(), LegStats::default());
+    pair.connect();
+    for frame in 0..500u32 {
+        let now = pair.now;
+        pair.bridge
+            .send_audio(now, Ssrc::new(9), frame * 960, &[9; 20], 30, true)
+            .unwrap();
+        pair.gateway
+            .send_audio(now, gateway_ssrc, frame * 960, &[7; 20], 30, true)
+            .unwrap();
+        pair.step(Duration::from_millis(20));
+    }
+    let stats = pair.gateway.stats();
+    // A datagram is delivered on the first 20 ms step after it was sent, and so is the answer:
+    // the virtual network's round trip is 40 ms.
+    let rtt = stats.rtt.expect("an RTT after 10 s");
+    assert!(
+        rtt >= Duration::from_millis(20) && rtt <= Duration::from_millis(60),
+        "{rtt:?}"
+    );
+    let loss = stats.inbound_loss.expect("inbound loss measured");
+    assert!((0.01..=0.12).contains(&loss), "{loss}");
+    assert!(
+        stats.outbound_loss.unwrap_or(0.0) < 0.01,
+        "nothing is lost toward the bridge: {stats:?}"
+    );
+    // Packets leave on a 20 ms grid and arrive on the 20 ms steps: hardly any jitter.
+    assert!(
+        stats.inbound_jitter.expect("inbound jitter") < Duration::from_millis(5),
+        "{stats:?}"
+    );
+    assert!(stats.outbound_jitter.is_some(), "{stats:?}");
+    assert!(
+        stats.packets_received > 400 && stats.packets_sent >= 450,
+        "{stats:?}"
+    );
+}
