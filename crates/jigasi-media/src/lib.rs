@@ -37,6 +37,7 @@ pub mod quality;
 pub mod recording;
 pub mod rtcp;
 pub mod rtp;
+pub mod srtp;
 pub mod stats;
 pub mod tone;
 
@@ -49,6 +50,7 @@ pub use dtmf::{DtmfDigit, DtmfReceived, TelephoneEvent};
 pub use jitter::{JitterBuffer, JitterConfig, Playout};
 pub use level::AudioLevel;
 pub use recording::{Direction, RecordingSink};
+pub use srtp::{SrtpError, SrtpMasterKey, SrtpReceiver, SrtpSender, SrtpStats, SrtpSuite};
 
 /// Who is to blame for an error (style-anchors.md B5, after rustls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
