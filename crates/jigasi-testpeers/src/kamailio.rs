@@ -31,6 +31,68 @@ pub struct KamailioConfig {
     /// `append_hf("Jitsi-Conference-Room: room1\r\n");`. It may also set `$du` and
     /// `route(RELAY);` itself to bypass the lookup.
     pub extra_route: Option<String>,
+    /// Load balancing with the `dispatcher` module: INVITEs for one number go to a pool of
+    /// destinations instead of a registered contact (runs after `extra_route`).
+    pub dispatcher: Option<Dispatcher>,
+}
+
+/// A pool of SIP destinations behind one number, as a carrier or PBX puts several Jigasi boxes
+/// behind Kamailio's `dispatcher` module (setid 1 of a generated `dispatcher.list`).
+///
+/// Initial INVITEs whose Request-URI user is [`Dispatcher::user`] go to `ds_select_dst` with
+/// [`Dispatcher::algorithm`]; a destination that answers `503` or gives no reply at all within
+/// [`Dispatcher::failover_after`] is marked inactive + probing (`ds_mark_dst("ip")`) and the
+/// call goes to the next one (`ds_next_dst`). Destinations marked probing are pinged with
+/// OPTIONS every [`Dispatcher::probe_interval`] and come back once they answer. The log has
+/// `DISPATCH <Call-ID> to <uri>`, `DISPATCH <Call-ID> failed at <uri>` and `DISPATCH <Call-ID>
+/// failover to <uri>` lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatcher {
+    /// The Request-URI user (the number) whose INVITEs are dispatched.
+    pub user: String,
+    /// The destinations in list order, e.g. `sip:127.0.0.1:5070`.
+    pub destinations: Vec<String>,
+    /// How a destination is chosen.
+    pub algorithm: DispatchAlgorithm,
+    /// A destination that sends no reply at all (not even 100 Trying) within this time is
+    /// given up for the next one (the transaction's `fr_timeout`; at least 100 ms).
+    pub failover_after: Duration,
+    /// OPTIONS ping interval for destinations marked probing (`ds_ping_interval`, whole
+    /// seconds, at least 1).
+    pub probe_interval: Duration,
+}
+
+impl Dispatcher {
+    /// Round robin over `destinations` for INVITEs to `user`; failover after 2 s without a
+    /// reply; probing every second.
+    pub fn round_robin(user: &str, destinations: Vec<String>) -> Dispatcher {
+        Dispatcher {
+            user: user.to_owned(),
+            destinations,
+            algorithm: DispatchAlgorithm::RoundRobin,
+            failover_after: Duration::from_secs(2),
+            probe_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `ds_select_dst` algorithms used by the tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchAlgorithm {
+    /// `0`: hash over the Call-ID (one call always goes to the same destination).
+    CallIdHash,
+    /// `4`: round robin.
+    RoundRobin,
+}
+
+impl DispatchAlgorithm {
+    /// The number `ds_select_dst` takes.
+    fn code(self) -> u8 {
+        match self {
+            DispatchAlgorithm::CallIdHash => 0,
+            DispatchAlgorithm::RoundRobin => 4,
+        }
+    }
 }
 
 impl Default for KamailioConfig {
@@ -46,6 +108,7 @@ impl Default for KamailioConfig {
             domain: "127.0.0.1".to_owned(),
             tls: false,
             extra_route: None,
+            dispatcher: None,
         }
     }
 }
@@ -90,7 +153,7 @@ fn check_cfg_value(field: &'static str, value: &str, user_like: bool) -> Result<
     }
 }
 
-/// Where Kamailio's modules live (to check the TLS module is installed).
+/// Where Kamailio's modules live (to check the TLS and dispatcher modules are installed).
 fn module_exists(name: &str) -> bool {
     let mut dirs = vec![PathBuf::from("/usr/lib/kamailio/modules")];
     if let Ok(entries) = std::fs::read_dir("/usr/lib") {
@@ -127,6 +190,10 @@ fn render_config(config: &KamailioConfig, dir: &Path, port: u16, tls_port: Optio
             )
         })
         .unwrap_or_default();
+    let (dispatch_module, dispatch_route, dispatch_failure) = match &config.dispatcher {
+        Some(dispatcher) => render_dispatcher(dispatcher, dir),
+        None => (String::new(), String::new(), String::new()),
+    };
     let domain = &config.domain;
     format!(
         r#"#!KAMAILIO
@@ -155,7 +222,7 @@ loadmodule "siputils.so"
 loadmodule "xlog.so"
 loadmodule "sanity.so"
 loadmodule "auth.so"
-
+{dispatch_module}
 modparam("usrloc", "db_mode", 0)
 modparam("registrar", "max_expires", 3600)
 modparam("registrar", "gruu_enabled", 0)
@@ -164,6 +231,7 @@ modparam("rr", "enable_full_lr", 1)
 
 request_route {{
     xlog("L_INFO", "REQ $rm $ru from $si:$sp ($pr) From=$fu To=$tu\n");
+    if (is_present_hf("Reason")) {{ xlog("L_INFO", "REASON $rm $ci $hdr(Reason)\n"); }}
     if (!mf_process_maxfwd_header("10")) {{ sl_send_reply("483", "Too Many Hops"); exit; }}
     if (!sanity_check("1511", "7")) {{ xlog("L_WARN", "malformed request from $si:$sp\n"); exit; }}
 
@@ -190,7 +258,7 @@ request_route {{
     # a UA with an outbound proxy preloads a Route to us: drop it, we route by location
     if (is_present_hf("Route")) {{ remove_hf("Route"); }}
     record_route();
-{extra}    if (!lookup("location")) {{
+{extra}{dispatch_route}    if (!lookup("location")) {{
         xlog("L_INFO", "no contact for $rU: 404\n");
         t_newtran();
         t_reply("404", "Not Found");
@@ -229,8 +297,69 @@ route[CHALLENGE] {{
 onreply_route {{
     xlog("L_INFO", "REPLY $rs $rr for $rm from $si:$sp\n");
 }}
-"#
+{dispatch_failure}"#
     )
+}
+
+/// The dispatcher's module lines, its request-route block and its failure route.
+fn render_dispatcher(dispatcher: &Dispatcher, dir: &Path) -> (String, String, String) {
+    let probe = dispatcher.probe_interval.as_secs().max(1);
+    let failover_ms = dispatcher.failover_after.as_millis().max(100);
+    let module = format!(
+        "loadmodule \"dispatcher.so\"\n\
+         modparam(\"dispatcher\", \"list_file\", \"{list}\")\n\
+         modparam(\"dispatcher\", \"ds_ping_interval\", {probe})\n\
+         modparam(\"dispatcher\", \"ds_probing_mode\", 0)\n\
+         modparam(\"dispatcher\", \"ds_ping_from\", \"sip:dispatcher@127.0.0.1\")\n",
+        list = dir.join("dispatcher.list").display(),
+    );
+    let route = format!(
+        r#"    if (is_method("INVITE") && $rU == "{user}") {{
+        # dispatcher: the pool of gateways behind this number
+        if (!ds_select_dst("1", "{algorithm}")) {{
+            xlog("L_NOTICE", "DISPATCH $ci no destination available\n");
+            sl_send_reply("503", "No Destination Available");
+            exit;
+        }}
+        xlog("L_INFO", "DISPATCH $ci to $du\n");
+        t_on_failure("DISPATCH_FAILOVER");
+        t_set_fr(0, {failover_ms});
+        route(RELAY);
+    }}
+"#,
+        user = dispatcher.user,
+        algorithm = dispatcher.algorithm.code(),
+    );
+    let failure = format!(
+        r#"
+# A destination that refuses with 503 or never answers is marked inactive (and probed with
+# OPTIONS until it answers again); the call goes to the next destination.
+failure_route[DISPATCH_FAILOVER] {{
+    if (t_is_canceled()) {{ exit; }}
+    if (t_check_status("503") || (t_branch_timeout() && !t_branch_replied())) {{
+        xlog("L_NOTICE", "DISPATCH $ci failed at $du\n");
+        ds_mark_dst("ip");
+        if (ds_next_dst()) {{
+            xlog("L_INFO", "DISPATCH $ci failover to $du\n");
+            t_on_failure("DISPATCH_FAILOVER");
+            t_set_fr(0, {failover_ms});
+            route(RELAY);
+        }}
+        xlog("L_NOTICE", "DISPATCH $ci no destination left\n");
+    }}
+}}
+"#
+    );
+    (module, route, failure)
+}
+
+/// `dispatcher.list`: every destination in setid 1, in order.
+fn render_dispatcher_list(dispatcher: &Dispatcher) -> String {
+    let mut text = String::from("# setid destination flags priority\n");
+    for destination in &dispatcher.destinations {
+        text.push_str(&format!("1 {destination} 0 0\n"));
+    }
+    text
 }
 
 fn render_tls_config(dir: &Path) -> String {
@@ -284,7 +413,31 @@ impl Kamailio {
             check_cfg_value("users", user, true)?;
             check_cfg_value("users", password, false)?;
         }
+        if let Some(dispatcher) = &config.dispatcher {
+            check_cfg_value("dispatcher.user", &dispatcher.user, true)?;
+            if dispatcher.destinations.is_empty() {
+                return Err(PeerError::InvalidConfig {
+                    field: "dispatcher.destinations",
+                    reason: "no destination".to_owned(),
+                });
+            }
+            for destination in &dispatcher.destinations {
+                check_cfg_value("dispatcher.destinations", destination, false)?;
+                if destination.contains(char::is_whitespace) || !destination.starts_with("sip:") {
+                    return Err(PeerError::InvalidConfig {
+                        field: "dispatcher.destinations",
+                        reason: format!("{destination:?} is not a sip: URI"),
+                    });
+                }
+            }
+        }
         crate::require("kamailio")?;
+        if config.dispatcher.is_some() && !module_exists("dispatcher.so") {
+            return Err(PeerError::NotInstalled {
+                program: "kamailio dispatcher module (dispatcher.so)".to_owned(),
+                ci: crate::under_ci(),
+            });
+        }
         if config.tls {
             crate::require("openssl")?;
             if !module_exists("tls.so") {
@@ -310,6 +463,13 @@ impl Kamailio {
             )?;
             std::fs::write(dir_path.join("tls.cfg"), render_tls_config(&dir_path))
                 .map_err(|e| PeerError::io("write tls.cfg", e))?;
+        }
+        if let Some(dispatcher) = &config.dispatcher {
+            std::fs::write(
+                dir_path.join("dispatcher.list"),
+                render_dispatcher_list(dispatcher),
+            )
+            .map_err(|e| PeerError::io("write dispatcher.list", e))?;
         }
         let mut kamailio = Kamailio {
             config,
@@ -497,6 +657,64 @@ mod tests {
     }
 
     #[test]
+    fn dispatcher_config_balances_invites_for_one_user_with_failover() {
+        let dispatcher = Dispatcher {
+            failover_after: Duration::from_millis(1500),
+            probe_interval: Duration::from_secs(3),
+            ..Dispatcher::round_robin(
+                "jigasi",
+                vec!["sip:127.0.0.1:5071".into(), "sip:127.0.0.1:5072".into()],
+            )
+        };
+        let config = KamailioConfig {
+            extra_route: Some("append_hf(\"Jitsi-Conference-Room: room1\\r\\n\");".into()),
+            dispatcher: Some(dispatcher.clone()),
+            ..KamailioConfig::default()
+        };
+        let text = render_config(&config, Path::new("/tmp/k"), 4000, None);
+        for needle in [
+            "loadmodule \"dispatcher.so\"",
+            "modparam(\"dispatcher\", \"list_file\", \"/tmp/k/dispatcher.list\")",
+            "modparam(\"dispatcher\", \"ds_ping_interval\", 3)",
+            "if (is_method(\"INVITE\") && $rU == \"jigasi\") {",
+            "ds_select_dst(\"1\", \"4\")",
+            "t_on_failure(\"DISPATCH_FAILOVER\");",
+            "t_set_fr(0, 1500);",
+            "failure_route[DISPATCH_FAILOVER] {",
+            "t_check_status(\"503\") || (t_branch_timeout() && !t_branch_replied())",
+            "ds_mark_dst(\"ip\");",
+            "if (ds_next_dst()) {",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        // The module is loaded after tm, which it needs; the room header is added before the
+        // call is dispatched; dispatching comes before the location lookup.
+        let at = |needle: &str| text.find(needle).unwrap();
+        assert!(at("loadmodule \"tm.so\"") < at("loadmodule \"dispatcher.so\""));
+        assert!(at("extra_route from the test") < at("ds_select_dst"));
+        assert!(at("ds_select_dst") < at("if (!lookup(\"location\"))"));
+        assert_eq!(
+            render_dispatcher_list(&dispatcher),
+            "# setid destination flags priority\n\
+             1 sip:127.0.0.1:5071 0 0\n\
+             1 sip:127.0.0.1:5072 0 0\n"
+        );
+        let hashed = KamailioConfig {
+            dispatcher: Some(Dispatcher {
+                algorithm: DispatchAlgorithm::CallIdHash,
+                ..dispatcher
+            }),
+            ..KamailioConfig::default()
+        };
+        let text = render_config(&hashed, Path::new("/tmp/k"), 4000, None);
+        assert!(text.contains("ds_select_dst(\"1\", \"0\")"), "{text}");
+        let plain = render_config(&KamailioConfig::default(), Path::new("/tmp/k"), 4000, None);
+        assert!(!plain.contains("dispatcher"));
+        // Requests carrying a Reason header (BYE, CANCEL) are logged with it.
+        assert!(plain.contains("REASON $rm $ci $hdr(Reason)"));
+    }
+
+    #[test]
     fn tls_config_points_at_the_cert() {
         let text = render_tls_config(Path::new("/tmp/k"));
         assert!(text.contains("certificate = /tmp/k/tls/cert.pem"));
@@ -521,6 +739,24 @@ mod tests {
                     Err(PeerError::InvalidConfig { .. })
                 ),
                 "{user:?}/{pw:?}"
+            );
+        }
+        for (user, destinations) in [
+            ("jigasi", vec![]),
+            ("jig\"asi", vec!["sip:127.0.0.1:5071".to_owned()]),
+            ("jigasi", vec!["127.0.0.1:5071".to_owned()]),
+            ("jigasi", vec!["sip:127.0.0.1:5071 0 0\n1 sip:x".to_owned()]),
+        ] {
+            let config = KamailioConfig {
+                dispatcher: Some(Dispatcher::round_robin(user, destinations.clone())),
+                ..KamailioConfig::default()
+            };
+            assert!(
+                matches!(
+                    Kamailio::start(config),
+                    Err(PeerError::InvalidConfig { .. })
+                ),
+                "{user:?} {destinations:?}"
             );
         }
     }

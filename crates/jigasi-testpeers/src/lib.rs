@@ -50,7 +50,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use baresip::{Baresip, BaresipConfig};
-pub use kamailio::{Kamailio, KamailioConfig};
+pub use kamailio::{DispatchAlgorithm, Dispatcher, Kamailio, KamailioConfig};
 pub use ports::free_port;
 pub use probe::sip_options;
 pub use prosody::{Prosody, ProsodyConfig};
