@@ -59,6 +59,7 @@ use crate::level::AudioLevel;
 use crate::recording::{Direction, RecordingSink};
 use crate::rtcp::{self, NtpTime, ReportBlock, RtcpError, RtcpPacket, SenderInfo};
 use crate::rtp::{RtpError, RtpPacket, RtpSender};
+use crate::srtp::{self, SrtpError, SrtpKeys, SrtpReceiver, SrtpSender, SrtpStats, SrtpSuite};
 use crate::stats::ReceiveStats;
 use crate::tone::DtmfToneGenerator;
 
@@ -134,6 +135,9 @@ pub struct PhoneConfig {
     pub mute_policy: MutePolicy,
     /// How DTMF reaches the phone.
     pub dtmf_method: DtmfMethod,
+    /// SDES-SRTP keys when the phone leg is SRTP (RTP and RTCP are then protected both ways);
+    /// `None` for plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl PhoneConfig {
@@ -155,6 +159,7 @@ impl PhoneConfig {
             first_bridge_timestamp: 0,
             mute_policy: MutePolicy::default(),
             dtmf_method: DtmfMethod::default(),
+            srtp: None,
         }
     }
 
@@ -212,6 +217,10 @@ pub enum ConferenceError {
     /// A malformed RTCP datagram from a phone.
     #[error(transparent)]
     Rtcp(#[from] RtcpError),
+    /// An SRTP/SRTCP packet from a phone that failed authentication or the replay check, or
+    /// could not be protected.
+    #[error(transparent)]
+    Srtp(#[from] SrtpError),
     /// A malformed telephone-event payload.
     #[error(transparent)]
     Dtmf(#[from] DtmfError),
@@ -241,6 +250,7 @@ impl ConferenceError {
         match self {
             Self::Rtp(e) => e.blame(),
             Self::Rtcp(e) => e.blame(),
+            Self::Srtp(e) => e.blame(),
             Self::Dtmf(e) => e.blame(),
             Self::Codec(e) => e.blame(),
             Self::UnknownPayloadType(_) | Self::UnknownSsrc(_) => Blame::Peer,
@@ -284,6 +294,19 @@ pub struct PhoneStats<'a> {
     pub remote_report: Option<ReportBlock>,
     /// Valid RTCP datagrams received from the phone.
     pub rtcp_received: u64,
+    /// SRTP counters, when the phone leg is SRTP.
+    pub srtp: Option<PhoneSrtpStats>,
+}
+
+/// The SRTP counters of one phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhoneSrtpStats {
+    /// The suite in use.
+    pub suite: SrtpSuite,
+    /// What we protected toward the phone.
+    pub sent: SrtpStats,
+    /// What the phone sent: unprotected, or dropped (authentication, replay, malformed).
+    pub received: SrtpStats,
 }
 
 /// What one tick produced for one phone.
@@ -351,13 +374,16 @@ struct Phone {
     mix: Vec<i16>,
     to_phone: Vec<u8>,
     to_phone_len: usize,
-    dtmf_packet: [u8; 16],
+    dtmf_packet: [u8; DTMF_PACKET],
     dtmf_len: usize,
     bridge_payload: Vec<u8>,
     bridge_len: Option<usize>,
     bridge_level: AudioLevel,
     bridge_timestamp: u32,
     muted: bool,
+    /// Whether RTP goes to the phone (not on hold): when not, nothing is encoded or counted as
+    /// sent, and the RTP clock runs on.
+    sending: bool,
     dtmf_queue: VecDeque<(DtmfDigit, Duration)>,
     dtmf_tx: Option<DtmfTx>,
     dtmf_rx: DtmfReceiver,
@@ -366,6 +392,46 @@ struct Phone {
     rtcp_received: u64,
     /// RTP packets sent to the phone when the last RTCP report was written (SR or RR).
     packets_at_last_report: u64,
+    /// SRTP contexts when the phone leg is SRTP (boxed: the expanded keys and the scratch
+    /// buffer stay out of the phone's hot fields).
+    srtp: Option<Box<PhoneSrtp>>,
+}
+
+/// The SRTP state of one phone: a context per direction and a buffer to decrypt into.
+struct PhoneSrtp {
+    keys: SrtpKeys,
+    tx: SrtpSender,
+    rx: SrtpReceiver,
+    /// The phone's datagram is copied here and decrypted in place (the caller's is `&[u8]`).
+    scratch: [u8; MAX_DATAGRAM],
+}
+
+impl PhoneSrtp {
+    fn new(keys: SrtpKeys) -> Box<Self> {
+        Box::new(Self {
+            keys,
+            tx: SrtpSender::new(keys.suite, &keys.local),
+            rx: SrtpReceiver::new(keys.suite, &keys.remote),
+            scratch: [0; MAX_DATAGRAM],
+        })
+    }
+
+    /// Copies `datagram` into the scratch buffer and unprotects it there (SRTP or SRTCP).
+    fn unprotect(&mut self, datagram: &[u8], rtcp: bool) -> Result<&[u8], SrtpError> {
+        let Some(buf) = self.scratch.get_mut(..datagram.len()) else {
+            return Err(SrtpError::BufferTooSmall {
+                needed: datagram.len(),
+                len: MAX_DATAGRAM,
+            });
+        };
+        buf.copy_from_slice(datagram);
+        let len = if rtcp {
+            self.rx.unprotect_rtcp(buf)?
+        } else {
+            self.rx.unprotect_rtp(buf)?
+        };
+        Ok(&self.scratch[..len])
+    }
 }
 
 enum DtmfTx {
@@ -453,15 +519,16 @@ impl Conference {
             uplink: vec![0; frame],
             uplink_audible: false,
             mix: vec![0; frame],
-            to_phone: vec![0; crate::rtp::FIXED_HEADER + MAX_PAYLOAD],
+            to_phone: vec![0; crate::rtp::FIXED_HEADER + MAX_PAYLOAD + srtp::MAX_OVERHEAD],
             to_phone_len: 0,
-            dtmf_packet: [0; 16],
+            dtmf_packet: [0; DTMF_PACKET],
             dtmf_len: 0,
             bridge_payload: vec![0; MAX_PAYLOAD],
             bridge_len: None,
             bridge_level: AudioLevel::SILENCE,
             bridge_timestamp: config.first_bridge_timestamp,
             muted: false,
+            sending: true,
             dtmf_queue: VecDeque::with_capacity(DTMF_QUEUE),
             dtmf_tx: None,
             dtmf_rx: DtmfReceiver::default(),
@@ -469,6 +536,7 @@ impl Conference {
             remote_report: None,
             rtcp_received: 0,
             packets_at_last_report: 0,
+            srtp: config.srtp.map(PhoneSrtp::new),
             config,
         };
         if self.rate_users[rate.index()] == 0 {
@@ -498,6 +566,32 @@ impl Conference {
         Ok(())
     }
 
+    /// Changes a phone's SRTP keys after a re-INVITE: a direction whose suite and key stay the
+    /// same keeps its state (rollover counter, replay window, SRTCP index); a changed one
+    /// starts afresh; `None` goes back to plain RTP.
+    pub fn set_phone_srtp(
+        &mut self,
+        id: CallId,
+        keys: Option<SrtpKeys>,
+    ) -> Result<(), ConferenceError> {
+        let index = self.phone_index(id)?;
+        let phone = &mut self.phones[index];
+        phone.config.srtp = keys;
+        let (Some(keys), Some(current)) = (keys, phone.srtp.as_deref_mut()) else {
+            phone.srtp = keys.map(PhoneSrtp::new);
+            return Ok(());
+        };
+        let old = current.keys;
+        if (old.suite, old.local) != (keys.suite, keys.local) {
+            current.tx = SrtpSender::new(keys.suite, &keys.local);
+        }
+        if (old.suite, old.remote) != (keys.suite, keys.remote) {
+            current.rx = SrtpReceiver::new(keys.suite, &keys.remote);
+        }
+        current.keys = keys;
+        Ok(())
+    }
+
     /// Installs the recording sink (replacing any previous one).
     pub fn set_recorder(&mut self, recorder: Option<Box<dyn RecordingSink>>) {
         self.recorder = recorder;
@@ -507,6 +601,14 @@ impl Conference {
     pub fn set_muted(&mut self, id: CallId, muted: bool) -> Result<(), ConferenceError> {
         let index = self.phone_index(id)?;
         self.phones[index].muted = muted;
+        Ok(())
+    }
+
+    /// Whether the caller sends this phone's RTP (not while the phone holds the call): the
+    /// RTCP report is a sender report only if something was sent since the last one.
+    pub fn set_sending(&mut self, id: CallId, sending: bool) -> Result<(), ConferenceError> {
+        let index = self.phone_index(id)?;
+        self.phones[index].sending = sending;
         Ok(())
     }
 
@@ -534,8 +636,12 @@ impl Conference {
         datagram: &[u8],
     ) -> Result<(), ConferenceError> {
         let index = self.phone_index(id)?;
-        let packet = RtpPacket::parse(datagram)?;
         let phone = &mut self.phones[index];
+        let datagram = match phone.srtp.as_deref_mut() {
+            Some(srtp) => srtp.unprotect(datagram, false)?,
+            None => datagram,
+        };
+        let packet = RtpPacket::parse(datagram)?;
         let clock = phone.config.codec.rtp_clock_rate();
         let receive = phone
             .receive
@@ -603,6 +709,10 @@ impl Conference {
         if datagram.is_empty() {
             return Err(RtcpError::Truncated { needed: 4, len: 0 }.into());
         }
+        let datagram = match phone.srtp.as_deref_mut() {
+            Some(srtp) => srtp.unprotect(datagram, true)?,
+            None => datagram,
+        };
         if let Some(Err(error)) = rtcp::parse_compound(datagram).find(Result::is_err) {
             return Err(error.into());
         }
@@ -643,7 +753,8 @@ impl Conference {
     /// Writes the phone leg's compound RTCP packet into `out` (RFC 3550 §6.4, §6.1): a sender
     /// report if we sent RTP to the phone since the last report, else a receiver report, each
     /// with a report block on the phone's stream once it sent something; then an SDES CNAME;
-    /// then a BYE when `bye` (the call is ending, §6.3.7). 256 bytes of `out` are always enough.
+    /// then a BYE when `bye` (the call is ending, §6.3.7); on an SRTP leg protected as SRTCP.
+    /// 256 bytes of `out` are always enough.
     pub fn write_phone_rtcp(
         &mut self,
         now: Instant,
@@ -675,6 +786,9 @@ impl Conference {
         len += rtcp::write_sdes_cname(ssrc, &cname, out.get_mut(len..).unwrap_or_default())?;
         if bye {
             len += rtcp::write_bye(ssrc, out.get_mut(len..).unwrap_or_default())?;
+        }
+        if let Some(srtp) = phone.srtp.as_deref_mut() {
+            len = srtp.tx.protect_rtcp(out, len)?;
         }
         Ok(len)
     }
@@ -835,6 +949,11 @@ impl Conference {
             round_trip_time: phone.round_trip_time,
             remote_report: phone.remote_report,
             rtcp_received: phone.rtcp_received,
+            srtp: phone.srtp.as_deref().map(|srtp| PhoneSrtpStats {
+                suite: srtp.keys.suite,
+                sent: *srtp.tx.stats(),
+                received: *srtp.rx.stats(),
+            }),
         })
     }
 
@@ -952,6 +1071,10 @@ impl Phone {
         self.to_phone_len = 0;
         self.dtmf_len = 0;
         let frame_ticks = self.config.codec.frame_ticks();
+        if !self.sending {
+            self.rtp.advance(frame_ticks);
+            return;
+        }
         if self.dtmf_tx.is_none()
             && let Some((digit, duration)) = self.dtmf_queue.pop_front()
         {
@@ -979,7 +1102,10 @@ impl Phone {
                         &mut self.dtmf_packet,
                     )
                 {
-                    self.dtmf_len = len;
+                    match protect_rtp(self.srtp.as_deref_mut(), &mut self.dtmf_packet, len) {
+                        Ok(len) => self.dtmf_len = len,
+                        Err(_) => stats.encode_errors += 1,
+                    }
                 }
                 if sender.is_done() {
                     self.dtmf_tx = None;
@@ -992,7 +1118,18 @@ impl Phone {
         match self.encoder.encode(&self.mix, &mut payload) {
             Ok(len) => {
                 let marker = std::mem::take(&mut self.first_packet);
-                match self.rtp.write(marker, &payload[..len], &mut self.to_phone) {
+                let written = self
+                    .rtp
+                    .write(marker, &payload[..len], &mut self.to_phone)
+                    .map_err(ConferenceError::from)
+                    .and_then(|written| {
+                        Ok(protect_rtp(
+                            self.srtp.as_deref_mut(),
+                            &mut self.to_phone,
+                            written,
+                        )?)
+                    });
+                match written {
                     Ok(written) => self.to_phone_len = written,
                     Err(_) => stats.encode_errors += 1,
                 }
@@ -1036,6 +1173,18 @@ fn cname(ssrc: Ssrc) -> [u8; 18] {
         *digit = HEX[((ssrc.get() >> shift) & 0xf) as usize];
     }
     name
+}
+
+/// Protects the RTP packet in `buf[..len]` on an SRTP leg; plain RTP passes through.
+fn protect_rtp(
+    srtp: Option<&mut PhoneSrtp>,
+    buf: &mut [u8],
+    len: usize,
+) -> Result<usize, SrtpError> {
+    match srtp {
+        Some(srtp) => srtp.tx.protect_rtp(buf, len),
+        None => Ok(len),
+    }
 }
 
 fn receive_ssrc_changed(receive: &ReceiveStats, ssrc: Ssrc) -> bool {
@@ -1096,6 +1245,10 @@ fn saturate(value: i32) -> i16 {
     value.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
 }
 
+/// The largest datagram from a phone we unprotect (the runtime reads at most this much).
+const MAX_DATAGRAM: usize = 2048;
+/// An RFC 4733 packet (12 + 4 bytes) plus the SRTP tag.
+const DTMF_PACKET: usize = 16 + srtp::MAX_OVERHEAD;
 /// Events kept for the caller at most.
 const EVENT_QUEUE: usize = 64;
 /// DTMF presses queued per phone at most.
@@ -1109,3 +1262,6 @@ static SILENCE: [i16; 960] = [0; 960];
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod srtp_tests;

@@ -44,13 +44,15 @@ pub mod tone;
 pub use codec::{AudioDecoder, AudioEncoder, CodecError, CodecKind, OpusEncoderConfig, SampleRate};
 pub use conference::{
     BridgeFrame, BridgePacket, Conference, ConferenceConfig, ConferenceError, ConferenceStats,
-    DtmfMethod, MediaEvent, MutePolicy, PhoneConfig, PhoneStats, TickOutput,
+    DtmfMethod, MediaEvent, MutePolicy, PhoneConfig, PhoneSrtpStats, PhoneStats, TickOutput,
 };
 pub use dtmf::{DtmfDigit, DtmfReceived, TelephoneEvent};
 pub use jitter::{JitterBuffer, JitterConfig, Playout};
 pub use level::AudioLevel;
 pub use recording::{Direction, RecordingSink};
-pub use srtp::{SrtpError, SrtpMasterKey, SrtpReceiver, SrtpSender, SrtpStats, SrtpSuite};
+pub use srtp::{
+    SrtpError, SrtpKeys, SrtpMasterKey, SrtpReceiver, SrtpSender, SrtpStats, SrtpSuite,
+};
 
 /// Who is to blame for an error (style-anchors.md B5, after rustls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

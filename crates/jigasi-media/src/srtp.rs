@@ -124,6 +124,18 @@ impl std::fmt::Debug for SrtpMasterKey {
     }
 }
 
+/// The negotiated SDES keys of one phone leg: the suite, our key (what we send) and the
+/// phone's key (what it sends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SrtpKeys {
+    /// The crypto suite both sides use.
+    pub suite: SrtpSuite,
+    /// Our master key, from our `a=crypto` line.
+    pub local: SrtpMasterKey,
+    /// The phone's master key, from its `a=crypto` line.
+    pub remote: SrtpMasterKey,
+}
+
 /// Why a packet could not be protected or unprotected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SrtpError {
