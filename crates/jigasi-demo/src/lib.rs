@@ -152,63 +152,108 @@ impl Deployment {
     /// Writes a Jigasi-style `sip-communicator.properties`: one SIP account registering at
     /// Kamailio, one brewery account on Prosody. Base64 passwords, as Jigasi stores them.
     fn write_properties(&self) -> Result<(), DemoError> {
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let kamailio = self.kamailio.addr();
-        let c2s = self.prosody.c2s_addr();
-        let domain = self.prosody.domain();
-        let auth = self.prosody.auth_domain();
-        let sip = "net.java.sip.communicator.impl.protocol.sip";
-        let xmpp = "net.java.sip.communicator.impl.protocol.jabber";
-        let text = format!(
-            "# Written by jigasi-demo: a Jigasi-style configuration for a loopback deployment.\n\
-             net.java.sip.communicator.SIP_PREFERRED_CLEAR_PORT={sip_port}\n\
-             net.java.sip.communicator.impl.protocol.sip.REGISTRATION_EXPIRATION=300\n\
-             org.jitsi.jigasi.rest.jetty.port={rest_port}\n\
-             org.jitsi.jigasi.ENABLE_REST_SHUTDOWN=true\n\
-             {sip}.acc1=acc1\n\
-             {sip}.acc1.ACCOUNT_UID=SIP\\:{SIP_USER}@{reg_host}\n\
-             {sip}.acc1.USER_ID={SIP_USER}@{reg_host}\n\
-             {sip}.acc1.PASSWORD={sip_pw}\n\
-             {sip}.acc1.PROTOCOL_NAME=SIP\n\
-             {sip}.acc1.SERVER_ADDRESS={reg_host}\n\
-             {sip}.acc1.SERVER_PORT={reg_port}\n\
-             {sip}.acc1.PREFERRED_TRANSPORT=UDP\n\
-             {sip}.acc1.KEEP_ALIVE_METHOD=OPTIONS\n\
-             {sip}.acc1.KEEP_ALIVE_INTERVAL=25\n\
-             {sip}.acc1.DOMAIN_BASE={domain}\n\
-             {xmpp}.acc-xmpp-1=acc-xmpp-1\n\
-             {xmpp}.acc-xmpp-1.ACCOUNT_UID=Jabber\\:{XMPP_USER}@{auth}\n\
-             {xmpp}.acc-xmpp-1.USER_ID={XMPP_USER}@{auth}\n\
-             {xmpp}.acc-xmpp-1.PASSWORD={xmpp_pw}\n\
-             {xmpp}.acc-xmpp-1.IS_SERVER_OVERRIDDEN=true\n\
-             {xmpp}.acc-xmpp-1.SERVER_ADDRESS={c2s_host}\n\
-             {xmpp}.acc-xmpp-1.SERVER_PORT={c2s_port}\n\
-             {xmpp}.acc-xmpp-1.ALLOW_NON_SECURE=true\n\
-             {xmpp}.acc-xmpp-1.BREWERY=JigasiBrewery@internal.{auth}\n\
-             {xmpp}.acc-xmpp-1.DOMAIN_BASE={domain}\n\
-             org.jitsi.jigasi.ALLOWED_JID=JigasiBrewery@internal.{auth}\n\
-             org.jitsi.jigasi.JVB_INVITE_TIMEOUT=5000\n\
-             org.jitsi.jigasi.xmpp.acc.IS_SERVER_OVERRIDDEN=true\n\
-             org.jitsi.jigasi.xmpp.acc.SERVER_ADDRESS={c2s_host}\n\
-             org.jitsi.jigasi.xmpp.acc.SERVER_PORT={c2s_port}\n\
-             org.jitsi.jigasi.xmpp.acc.ANONYMOUS_AUTH=true\n\
-             org.jitsi.jigasi.xmpp.acc.ALLOW_NON_SECURE=true\n\
-             org.jitsi.jigasi.xmpp.acc.DOMAIN_BASE={domain}\n",
-            sip_port = self.sip_port,
-            rest_port = self.rest_port,
-            reg_host = kamailio.ip(),
-            reg_port = kamailio.port(),
-            sip_pw = b64(SIP_PASSWORD),
-            xmpp_pw = b64(XMPP_PASSWORD),
-            c2s_host = c2s.ip(),
-            c2s_port = c2s.port(),
+        let text = gateway_properties(
+            &GatewayAccounts {
+                sip_port: self.sip_port,
+                rest_port: self.rest_port,
+                sip_user: SIP_USER,
+                sip_password: SIP_PASSWORD,
+                brewery_resource: None,
+            },
+            &self.prosody,
+            self.kamailio.addr(),
         );
-        let path = self.properties_path();
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io("cannot create jigasi-home"))?;
-        }
-        std::fs::write(&path, text).map_err(io(format!("cannot write {}", path.display())))
+        write_file(&self.properties_path(), &text)
     }
+}
+
+/// What differs between gateway instances sharing one deployment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GatewayAccounts<'a> {
+    /// `SIP_PREFERRED_CLEAR_PORT`.
+    pub(crate) sip_port: u16,
+    /// The REST port.
+    pub(crate) rest_port: u16,
+    /// The SIP user registering at Kamailio.
+    pub(crate) sip_user: &'a str,
+    /// Its password.
+    pub(crate) sip_password: &'a str,
+    /// The brewery account's `RESOURCE` (= its nick in the brewery); `None` = the server's.
+    pub(crate) brewery_resource: Option<&'a str>,
+}
+
+/// A Jigasi-style `sip-communicator.properties` for a loopback deployment: one SIP account
+/// registering at Kamailio, one brewery account on Prosody (`jigasi@auth.<domain>`), anonymous
+/// per-call connections. Base64 passwords, as Jigasi stores them.
+pub(crate) fn gateway_properties(
+    accounts: &GatewayAccounts<'_>,
+    prosody: &Prosody,
+    kamailio: SocketAddr,
+) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let c2s = prosody.c2s_addr();
+    let domain = prosody.domain();
+    let auth = prosody.auth_domain();
+    let sip = "net.java.sip.communicator.impl.protocol.sip";
+    let xmpp = "net.java.sip.communicator.impl.protocol.jabber";
+    let sip_user = accounts.sip_user;
+    let mut text = format!(
+        "# Written by jigasi-demo: a Jigasi-style configuration for a loopback deployment.\n\
+         net.java.sip.communicator.SIP_PREFERRED_CLEAR_PORT={sip_port}\n\
+         net.java.sip.communicator.impl.protocol.sip.REGISTRATION_EXPIRATION=300\n\
+         org.jitsi.jigasi.rest.jetty.port={rest_port}\n\
+         org.jitsi.jigasi.ENABLE_REST_SHUTDOWN=true\n\
+         {sip}.acc1=acc1\n\
+         {sip}.acc1.ACCOUNT_UID=SIP\\:{sip_user}@{reg_host}\n\
+         {sip}.acc1.USER_ID={sip_user}@{reg_host}\n\
+         {sip}.acc1.PASSWORD={sip_pw}\n\
+         {sip}.acc1.PROTOCOL_NAME=SIP\n\
+         {sip}.acc1.SERVER_ADDRESS={reg_host}\n\
+         {sip}.acc1.SERVER_PORT={reg_port}\n\
+         {sip}.acc1.PREFERRED_TRANSPORT=UDP\n\
+         {sip}.acc1.KEEP_ALIVE_METHOD=OPTIONS\n\
+         {sip}.acc1.KEEP_ALIVE_INTERVAL=25\n\
+         {sip}.acc1.DOMAIN_BASE={domain}\n\
+         {xmpp}.acc-xmpp-1=acc-xmpp-1\n\
+         {xmpp}.acc-xmpp-1.ACCOUNT_UID=Jabber\\:{XMPP_USER}@{auth}\n\
+         {xmpp}.acc-xmpp-1.USER_ID={XMPP_USER}@{auth}\n\
+         {xmpp}.acc-xmpp-1.PASSWORD={xmpp_pw}\n\
+         {xmpp}.acc-xmpp-1.IS_SERVER_OVERRIDDEN=true\n\
+         {xmpp}.acc-xmpp-1.SERVER_ADDRESS={c2s_host}\n\
+         {xmpp}.acc-xmpp-1.SERVER_PORT={c2s_port}\n\
+         {xmpp}.acc-xmpp-1.ALLOW_NON_SECURE=true\n\
+         {xmpp}.acc-xmpp-1.BREWERY=JigasiBrewery@internal.{auth}\n\
+         {xmpp}.acc-xmpp-1.DOMAIN_BASE={domain}\n\
+         org.jitsi.jigasi.ALLOWED_JID=JigasiBrewery@internal.{auth}\n\
+         org.jitsi.jigasi.JVB_INVITE_TIMEOUT=5000\n\
+         org.jitsi.jigasi.xmpp.acc.IS_SERVER_OVERRIDDEN=true\n\
+         org.jitsi.jigasi.xmpp.acc.SERVER_ADDRESS={c2s_host}\n\
+         org.jitsi.jigasi.xmpp.acc.SERVER_PORT={c2s_port}\n\
+         org.jitsi.jigasi.xmpp.acc.ANONYMOUS_AUTH=true\n\
+         org.jitsi.jigasi.xmpp.acc.ALLOW_NON_SECURE=true\n\
+         org.jitsi.jigasi.xmpp.acc.DOMAIN_BASE={domain}\n",
+        sip_port = accounts.sip_port,
+        rest_port = accounts.rest_port,
+        reg_host = kamailio.ip(),
+        reg_port = kamailio.port(),
+        sip_pw = b64(accounts.sip_password),
+        xmpp_pw = b64(XMPP_PASSWORD),
+        c2s_host = c2s.ip(),
+        c2s_port = c2s.port(),
+    );
+    if let Some(resource) = accounts.brewery_resource {
+        text.push_str(&format!("{xmpp}.acc-xmpp-1.RESOURCE={resource}\n"));
+    }
+    text
+}
+
+/// Writes `text` to `path`, creating its directory.
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), DemoError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(io(format!("cannot create {}", parent.display())))?;
+    }
+    std::fs::write(path, text).map_err(io(format!("cannot write {}", path.display())))
 }
 
 /// The `jigasi-rs` binary, running, with its log captured line by line.
@@ -285,12 +330,18 @@ impl GatewayProcess {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self, timeout: Duration) -> Result<ExitStatus, DemoError> {
+        self.sigterm()?;
+        self.wait(timeout)
+    }
+
+    /// Sends SIGTERM (graceful shutdown: running calls go on) without waiting.
+    pub fn sigterm(&self) -> Result<(), DemoError> {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .map_err(io("cannot run kill"))?;
-        self.wait(timeout)
+        Ok(())
     }
 
     /// Waits for the process to exit by itself.
@@ -634,8 +685,10 @@ pub async fn startup_scenario(binary: &Path, echo: bool) -> Result<StartupReport
     })
 }
 
+mod cluster;
 mod session;
 
+pub use cluster::{Cluster, Instance, PHONES, POOL_NUMBER};
 pub use session::{
     CallReport, Session, SessionConfig, dial_in_scenario, dial_out_scenario, speech,
 };

@@ -72,15 +72,26 @@ pub struct Session {
 impl Session {
     /// Starts everything; returns once the gateway is ready and visible in the brewery.
     pub async fn start(binary: &Path, config: &SessionConfig) -> Result<Self, DemoError> {
+        Self::start_with(binary, config, |_| {}).await
+    }
+
+    /// [`Self::start`] with the stand-in's configuration adjusted by `standin` (e.g. a shorter
+    /// single-participant timeout).
+    pub async fn start_with(
+        binary: &Path,
+        config: &SessionConfig,
+        standin: impl FnOnce(&mut StandInConfig),
+    ) -> Result<Self, DemoError> {
         let deployment = Deployment::start()?;
         let prosody = &deployment.prosody;
-        let standin_config = StandInConfig::new(
+        let mut standin_config = StandInConfig::new(
             prosody.c2s_addr(),
             prosody.component_addr(),
             prosody.domain(),
             Secret::new(prosody.component_secret().to_owned()),
             Secret::new("focuspw".to_owned()),
         );
+        standin(&mut standin_config);
         let standin = StandIn::start(standin_config)
             .await
             .map_err(|e| DemoError::Expectation(format!("stand-in: {e}")))?;

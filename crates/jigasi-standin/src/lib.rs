@@ -393,6 +393,15 @@ impl StandIn {
         self.lock_participants().get(&id).map(|e| e.info.clone())
     }
 
+    /// The simulated participant called `nick` in `room`, if there is one.
+    pub fn find_participant(&self, room: &str, nick: &str) -> Option<ParticipantId> {
+        let room = self.room_jid(room).ok()?;
+        self.lock_participants()
+            .iter()
+            .find(|(_, entry)| entry.info.room == room && entry.info.nick == nick)
+            .map(|(id, _)| *id)
+    }
+
     /// The simulated participant leaves the room. As with Jicofo (§4.4) the focus sends **no**
     /// `source-remove`: the gateway must drop the sources of an occupant that left.
     pub async fn remove_participant(&self, id: ParticipantId) -> Result<(), StandInError> {
