@@ -69,7 +69,8 @@ pub enum SrtpPolicy {
     /// Plain RTP only: an `RTP/SAVP` offer is declined (Jigasi's default).
     #[default]
     Off,
-    /// Accept either; our offers are `RTP/AVP` carrying `a=crypto` lines (best-effort SRTP).
+    /// Accept either; our offers are `RTP/AVP` carrying `a=crypto` lines (best-effort SRTP),
+    /// and an `RTP/AVP` offer carrying a usable `a=crypto` line is answered with SRTP.
     Optional,
     /// SRTP only: our offers are `RTP/SAVP`; a plain `RTP/AVP` offer is declined.
     Required,
@@ -93,6 +94,9 @@ pub struct LocalMedia {
     pub srtp: SrtpPolicy,
     /// Our SDES key; required unless `srtp` is [`SrtpPolicy::Off`].
     pub sdes_key: Option<SdesKey>,
+    /// The SDES suites we offer and accept, in our order of preference
+    /// (`SDES_CIPHER_SUITES`; default both AES-CM-128 suites, 80-bit tag first).
+    pub sdes_suites: Vec<SdesSuite>,
 }
 
 impl LocalMedia {
@@ -105,6 +109,10 @@ impl LocalMedia {
             ptime: 20,
             srtp: SrtpPolicy::Off,
             sdes_key: None,
+            sdes_suites: vec![
+                SdesSuite::AesCm128HmacSha1_80,
+                SdesSuite::AesCm128HmacSha1_32,
+            ],
         }
     }
 
@@ -419,19 +427,18 @@ impl SdpSession {
             SrtpPolicy::Off => ("RTP/AVP", Vec::new(), None),
             policy @ (SrtpPolicy::Optional | SrtpPolicy::Required) => {
                 let key = local.sdes_key.ok_or(LocalConfigError::MissingSrtpKey)?;
-                let crypto = [
-                    SdesSuite::AesCm128HmacSha1_80,
-                    SdesSuite::AesCm128HmacSha1_32,
-                ]
-                .into_iter()
-                .zip(1..)
-                .map(|(suite, tag)| Crypto {
-                    tag,
-                    suite: suite.name().to_owned(),
-                    key_params: format!("inline:{}", encode_key(&key)),
-                    session_params: None,
-                })
-                .collect();
+                let crypto = local
+                    .sdes_suites
+                    .iter()
+                    .copied()
+                    .zip(1..)
+                    .map(|(suite, tag)| Crypto {
+                        tag,
+                        suite: suite.name().to_owned(),
+                        key_params: format!("inline:{}", encode_key(&key)),
+                        session_params: None,
+                    })
+                    .collect();
                 let proto = if policy == SrtpPolicy::Required {
                     "RTP/SAVP"
                 } else {
@@ -639,10 +646,13 @@ fn answer_audio(
     let chosen_crypto = match (media.is_secure(), local.srtp) {
         (true, SrtpPolicy::Off) => return Ok(Err(PeerIncompatible::SrtpNotEnabled)),
         (false, SrtpPolicy::Required) => return Ok(Err(PeerIncompatible::SrtpRequired)),
-        (true, SrtpPolicy::Optional | SrtpPolicy::Required) => {
+        (false, SrtpPolicy::Off) => None,
+        (false, SrtpPolicy::Optional) if media.crypto.is_empty() => None,
+        (secure, SrtpPolicy::Optional | SrtpPolicy::Required) => {
             let key = local.sdes_key.ok_or(LocalConfigError::MissingSrtpKey)?;
+            // The first offered line with a suite we accept (our list, RFC 4568 §7.1.1).
             let usable = media.crypto.iter().find_map(|c| {
-                let suite = c.known_suite()?;
+                let suite = c.known_suite().filter(|s| local.sdes_suites.contains(s))?;
                 let remote_key = c.inline_key().filter(|k| k.len() == 30)?;
                 Some(SrtpParams {
                     suite,
@@ -653,10 +663,11 @@ fn answer_audio(
             });
             match usable {
                 Some(params) => Some(params),
+                // Best-effort SRTP (`RTP/AVP` with crypto lines) we cannot use: plain RTP.
+                None if !secure => None,
                 None => return Ok(Err(PeerIncompatible::NoCryptoSuite)),
             }
         }
-        (false, SrtpPolicy::Off | SrtpPolicy::Optional) => None,
     };
     // Our preferred codec among the offered ones; ties keep the offer's order.
     let mut best: Option<(u32, Rtpmap)> = None;

@@ -356,6 +356,80 @@ fn sdes_offer_picks_the_first_suite_we_implement() {
     assert_eq!(params.local_key, key(0x22));
 }
 
+/// baresip's `mediaenc=srtp` (best-effort SRTP): `RTP/AVP` carrying crypto lines.
+fn best_effort_offer() -> String {
+    savp_offer().replace("RTP/SAVP", "RTP/AVP")
+}
+
+#[test]
+fn best_effort_srtp_is_used_when_enabled_and_ignored_when_off() {
+    let mut srtp = local();
+    srtp.srtp = SrtpPolicy::Optional;
+    srtp.sdes_key = Some(key(0x22));
+    let a = answer(&best_effort_offer(), &srtp).unwrap();
+    assert!(
+        a.sdp.contains("m=audio 20000 RTP/AVP 0 101\r\n"),
+        "{}",
+        a.sdp
+    );
+    assert!(
+        a.sdp
+            .contains("\r\na=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"),
+        "{}",
+        a.sdp
+    );
+    assert_eq!(
+        a.negotiation.srtp.map(|p| p.suite),
+        Some(SdesSuite::AesCm128HmacSha1_32)
+    );
+    // SRTP off: the crypto lines are ignored, plain RTP.
+    let plain = answer(&best_effort_offer(), &local()).unwrap();
+    assert!(!plain.sdp.contains("a=crypto"), "{}", plain.sdp);
+    assert_eq!(plain.negotiation.srtp, None);
+    // Best effort with no suite we accept: plain RTP rather than a rejection.
+    srtp.sdes_suites = Vec::new();
+    let plain = answer(&best_effort_offer(), &srtp).unwrap();
+    assert_eq!(plain.negotiation.srtp, None);
+    assert!(!plain.sdp.contains("a=crypto"), "{}", plain.sdp);
+    // Required still refuses RTP/AVP, crypto lines or not.
+    srtp.srtp = SrtpPolicy::Required;
+    assert_eq!(
+        answer(&best_effort_offer(), &srtp).unwrap_err(),
+        OfferAnswerError::PeerIncompatible(PeerIncompatible::SrtpRequired)
+    );
+}
+
+#[test]
+fn sdes_cipher_suites_limit_what_we_offer_and_accept() {
+    let mut srtp = local();
+    srtp.srtp = SrtpPolicy::Optional;
+    srtp.sdes_key = Some(key(0x22));
+    srtp.sdes_suites = vec![SdesSuite::AesCm128HmacSha1_80];
+    // The offer lists _32 first; we take the _80 line.
+    let a = answer(&savp_offer(), &srtp).unwrap();
+    let params = a.negotiation.srtp.unwrap();
+    assert_eq!(
+        (params.suite, params.tag),
+        (SdesSuite::AesCm128HmacSha1_80, 3)
+    );
+    // Our offer carries only the configured suite.
+    let offer = session().offer(&srtp).unwrap();
+    assert!(
+        offer
+            .sdp
+            .contains("\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{}",
+        offer.sdp
+    );
+    assert!(!offer.sdp.contains("_32"), "{}", offer.sdp);
+    // An SRTP-only offer with none of our suites: 488.
+    srtp.sdes_suites = Vec::new();
+    assert_eq!(
+        answer(&savp_offer(), &srtp).unwrap_err(),
+        OfferAnswerError::PeerIncompatible(PeerIncompatible::NoCryptoSuite)
+    );
+}
+
 #[test]
 fn sdes_policy_mismatches_are_488() {
     assert_eq!(
