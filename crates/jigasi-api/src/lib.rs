@@ -7,13 +7,20 @@
 //! | GET | `/about/stats` | Jigasi's JSON keys |
 //! | POST | `/about/shutdown` | 200 and graceful shutdown when `ENABLE_REST_SHUTDOWN=true`, else 503 |
 //! | GET | `/metrics` | Prometheus text (`jitsi_jigasi_` names), or JSON with `Accept: application/json` |
+//! | GET | `/debug` | the running calls in Jigasi's shape plus our own fields ([`DebugSnapshot`]) |
+//! | POST | `/configure/call-control-muc/add` | `application/json` account properties + `"id"`: 200 added / unchanged (same id and `ACCOUNT_UID`) / replaced; 400 bad JSON, bad or missing id, an account that does not parse (the reason names the key); 415 other content type; 500 not saved |
+//! | POST | `/configure/call-control-muc/remove` | `{"id":...}`: 200 removed, 400 unknown id |
+//! | GET | `/configure/call-control-muc/list` | JSON array of account ids |
 //!
 //! Wrong method → 405, unknown path → 404, both with a JSON reason. JSON answers carry
 //! `Access-Control-Allow-Origin: *` and `Content-Type: application/json;charset=UTF-8` like Jigasi's.
 //!
-//! The API only reads `watch` channels published by the runtime and cancels a token to request a
-//! graceful shutdown; it owns no gateway state.
+//! The API only reads `watch` channels published by the runtime, cancels a token to request a
+//! graceful shutdown and sends [`MucCommand`]s to the runtime (which replies on a oneshot); it
+//! owns no gateway state.
 
+mod call_control;
+mod debug;
 mod stats;
 
 use std::net::SocketAddr;
@@ -30,6 +37,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+pub use call_control::{AddOutcome, MucCommand, RemoveOutcome};
+pub use debug::{CallDirection, DebugCall, DebugSnapshot};
 pub use stats::{StatsSnapshot, utc_timestamp};
 
 /// What `/about/health` reports.
@@ -53,8 +62,12 @@ pub struct ApiState {
     pub health: watch::Receiver<Health>,
     /// Statistics as the runtime sees them.
     pub stats: watch::Receiver<StatsSnapshot>,
+    /// The running calls for `/debug`.
+    pub debug: watch::Receiver<DebugSnapshot>,
     /// Cancelled by `POST /about/shutdown`; `None` unless `ENABLE_REST_SHUTDOWN=true`.
     pub graceful_shutdown: Option<CancellationToken>,
+    /// Where `/configure/call-control-muc/*` sends its commands; `None` answers 503.
+    pub call_control: Option<tokio::sync::mpsc::Sender<MucCommand>>,
     /// Our version.
     pub version: String,
 }
@@ -124,6 +137,16 @@ fn router(api: ApiState) -> Router {
         .route("/about/stats", get(stats))
         .route("/about/shutdown", axum::routing::post(shutdown))
         .route("/metrics", get(metrics_handler))
+        .route("/debug", get(debug_handler))
+        .route(
+            "/configure/call-control-muc/add",
+            axum::routing::post(call_control::add),
+        )
+        .route(
+            "/configure/call-control-muc/remove",
+            axum::routing::post(call_control::remove),
+        )
+        .route("/configure/call-control-muc/list", get(call_control::list))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -193,6 +216,11 @@ async fn metrics_handler(State(state): State<Arc<AppState>>, headers: HeaderMap)
         body,
     )
         .into_response()
+}
+
+async fn debug_handler(State(state): State<Arc<AppState>>) -> Response {
+    let snapshot = state.api.debug.borrow().clone();
+    json(StatusCode::OK, snapshot.to_json())
 }
 
 async fn not_found() -> Response {

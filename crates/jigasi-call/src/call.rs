@@ -444,6 +444,25 @@ impl Call {
         self.ended_reported
     }
 
+    /// The SIP side's state for `/debug`: `ringing` (dial-in before the answer), `idle`
+    /// (dial-out before the INVITE), `calling`, `answered` or `ended`.
+    pub fn sip_state(&self) -> &'static str {
+        match self.sip {
+            SipState::Ringing => "ringing",
+            SipState::Idle => "idle",
+            SipState::Calling => "calling",
+            SipState::Answered => "answered",
+            SipState::Ended => "ended",
+        }
+    }
+
+    /// The phone's codec as `name/clock rate` (e.g. `PCMU/8000`), once agreed with the phone.
+    pub fn phone_codec(&self) -> Option<String> {
+        self.negotiation
+            .as_ref()
+            .map(|n| format!("{}/{}", n.codec.name, n.codec.clock_rate))
+    }
+
     /// The per-call XMPP connection is online.
     pub fn handle_xmpp_online(&mut self, now: Instant, jid: Jid) {
         self.conference.handle_online(now, jid);

@@ -37,6 +37,30 @@ pub(crate) enum RegistryEvent {
     MediaDropped(CallId),
     /// The call is over.
     Ended(CallId),
+    /// A call started (for `/debug`).
+    Started {
+        /// The call.
+        id: CallId,
+        /// Dial-in or dial-out.
+        direction: jigasi_api::CallDirection,
+        /// The caller's display name, or the number dialled.
+        display_name: String,
+        /// The caller's SIP URI, or the number dialled.
+        remote: String,
+    },
+    /// The call's room, nick, SIP state or codec (for `/debug`).
+    Progress {
+        /// The call.
+        id: CallId,
+        /// The room JID.
+        room: String,
+        /// Our nick in the room.
+        nick: Option<String>,
+        /// [`Call::sip_state`].
+        sip_state: &'static str,
+        /// [`Call::phone_codec`].
+        codec: Option<String>,
+    },
 }
 
 /// What every call task shares (read only).
@@ -59,8 +83,21 @@ pub(crate) async fn run_dial_in(
     let span = info_span!("call", id = id.get(), caller = %Pii(&incoming.from.uri));
     async move {
         let control = incoming.control.clone();
+        let started = RegistryEvent::Started {
+            id,
+            direction: jigasi_api::CallDirection::In,
+            display_name: incoming
+                .from
+                .display_name
+                .clone()
+                .unwrap_or_else(|| user_part(&incoming.from.uri)),
+            remote: incoming.from.uri.clone(),
+        };
         match CallRunner::start_dial_in(id, incoming, &context).await {
-            Ok(call) => call.run(cancel).await,
+            Ok(call) => {
+                let _ = context.registry.send(started).await;
+                call.run(cancel).await;
+            }
             Err((status, reason)) => {
                 warn!(status, %reason, "rejecting the call");
                 let _ = control
@@ -92,8 +129,15 @@ pub(crate) async fn run_dial_out(
 ) {
     let span = info_span!("call", id = id.get(), callee = %Pii(&dial.destination));
     async move {
+        let started = RegistryEvent::Started {
+            id,
+            direction: jigasi_api::CallDirection::Out,
+            display_name: dial.destination.clone(),
+            remote: dial.destination.clone(),
+        };
         match CallRunner::start_dial_out(id, dial, dialer, &context).await {
             Ok(mut call) => {
+                let _ = context.registry.send(started).await;
                 call.joined = Some(joined);
                 call.run(cancel).await;
             }
@@ -262,6 +306,7 @@ impl CallRunner {
     async fn run(mut self, cancel: CancellationToken) {
         let now = Instant::now().into_std();
         self.call.handle_xmpp_online(now, self.xmpp.jid().clone());
+        self.report_progress().await;
         let mut phone_buf = vec![0u8; MAX_DATAGRAM];
         let mut bridge_buf = vec![0u8; MAX_DATAGRAM];
         let phone_local = self.phone_socket.local_addr().ok();
@@ -390,8 +435,12 @@ impl CallRunner {
                             joined.send_replace(Some(self.call.occupant()));
                         }
                         let _ = self.registry.send(RegistryEvent::Joined(self.id)).await;
+                        self.report_progress().await;
                     }
-                    CallEvent::Answered => info!("answered the phone"),
+                    CallEvent::Answered => {
+                        info!("answered the phone");
+                        self.report_progress().await;
+                    }
                     CallEvent::MediaConnected => info!("media to the bridge connected"),
                     CallEvent::ConferenceLost => {
                         warn!("conference connection lost: keeping the phone, reconnecting");
@@ -410,6 +459,25 @@ impl CallRunner {
                 CallOutput::Idle => return None,
             }
         }
+    }
+
+    /// Tells the registry what `/debug` shows about the call now.
+    async fn report_progress(&mut self) {
+        let occupant = self.call.occupant();
+        let (room, nick) = match occupant.split_once('/') {
+            Some((room, nick)) => (room.to_owned(), Some(nick.to_owned())),
+            None => (occupant.clone(), None),
+        };
+        let _ = self
+            .registry
+            .send(RegistryEvent::Progress {
+                id: self.id,
+                room,
+                nick,
+                sip_state: self.call.sip_state(),
+                codec: self.call.phone_codec(),
+            })
+            .await;
     }
 
     async fn on_sip_event(&mut self, now: std::time::Instant, event: jigasi_sip::CallEvent) {
@@ -508,6 +576,7 @@ impl CallRunner {
         match dialer.dial(request).await {
             Ok(outgoing) => {
                 self.control = Some(outgoing.control);
+                self.report_progress().await;
                 self.sip_events = Some(outgoing.events);
             }
             Err(error) => {

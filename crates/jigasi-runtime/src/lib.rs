@@ -6,6 +6,7 @@
 //! SIP endpoint runs the pure registration policy inside `jigasi-sip`. Every task owns its own
 //! state and publishes what others need through `watch` channels ([`GatewayStatus`]).
 
+mod accounts;
 mod brewery;
 mod call_task;
 mod error;
@@ -14,7 +15,7 @@ mod sip;
 
 use std::time::Duration;
 
-use jigasi_api::{ApiState, Health, StatsSnapshot};
+use jigasi_api::{ApiState, DebugCall, DebugSnapshot, Health, MucCommand, StatsSnapshot};
 use std::sync::Arc;
 
 use std::collections::BTreeMap;
@@ -39,8 +40,6 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How long shutdown waits for the registrar to confirm the un-REGISTER.
 const UNREGISTER_DEADLINE: Duration = Duration::from_secs(3);
-/// How long a graceful shutdown lets running calls go on before hanging them up.
-const GRACEFUL_DEADLINE: Duration = Duration::from_secs(300);
 /// How long shutdown waits for calls to hang up.
 const CALLS_END_DEADLINE: Duration = Duration::from_secs(5);
 /// How long shutdown waits for brewery tasks to leave their rooms.
@@ -80,21 +79,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
 
     let (stats_tx, stats_rx) = watch::channel(initial_stats(&config));
     // Not a child of `shutdown`: the breweries must publish `graceful_shutdown` before leaving.
-    let brewery_cancel = CancellationToken::new();
     let (dials_tx, mut dials_rx) = mpsc::channel::<DialMessage>(64);
-    let mut brewery_tasks = JoinSet::new();
-    let mut brewery_states = Vec::new();
-    for account in &config.breweries {
-        let (task, state) = brewery::BreweryTask::new(
-            account,
-            &config,
-            stats_rx.clone(),
-            brewery_cancel.clone(),
-            dials_tx.clone(),
-        )?;
-        brewery_states.push((account.id.clone(), state));
-        brewery_tasks.spawn(task.run());
-    }
+    let (mut breweries, brewery_states) = accounts::BreweryAccounts::start(
+        Arc::new(config.clone()),
+        stats_rx.clone(),
+        dials_tx.clone(),
+        CancellationToken::new(),
+    )?;
+    let (muc_tx, mut muc_rx) = mpsc::channel::<MucCommand>(8);
 
     // Calls: one task each; a registry task keeps the statistics.
     let calls_cancel = CancellationToken::new();
@@ -105,10 +97,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     });
     let (stats_snapshot_tx, stats_snapshot_rx) = watch::channel(StatsSnapshot::default());
     let stats_snapshot_tx = Arc::new(stats_snapshot_tx);
+    let (debug_tx, debug_rx) = watch::channel(DebugSnapshot::default());
     tokio::spawn(run_registry(
         registry_rx,
         stats_tx.clone(),
         stats_snapshot_tx.clone(),
+        debug_tx,
         config.jigasi.conferences_threshold,
     ));
     let mut call_tasks = JoinSet::new();
@@ -144,7 +138,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
         let state = ApiState {
             health: health_channel(status_rx, shutdown.clone()),
             stats: stats_snapshot_rx,
+            debug: debug_rx,
             graceful_shutdown: config.rest.enable_shutdown.then(|| graceful.clone()),
+            call_control: Some(muc_tx.clone()),
             version: VERSION.to_owned(),
         };
         Some(jigasi_api::serve(config.rest.bind, state, api_stop.clone()).await?)
@@ -210,6 +206,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
                 };
                 tokio::spawn(answer_when_joined(joined, reply));
             }
+            Some(command) = muc_rx.recv() => breweries.handle(command).await,
             Some(_) = call_tasks.join_next(), if !call_tasks.is_empty() => {}
         }
     }
@@ -221,8 +218,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
         calls = call_tasks.len(),
         "graceful shutdown: refusing new calls, waiting for running calls"
     );
-    let deadline = tokio::time::Instant::now() + GRACEFUL_DEADLINE;
+    let deadline = config
+        .jigasi
+        .graceful_shutdown_timeout
+        .map(|timeout| tokio::time::Instant::now() + timeout);
     while !call_tasks.is_empty() {
+        let deadline_passed = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let call = async {
             match incoming.as_mut() {
                 Some(calls) => calls.recv().await,
@@ -230,10 +236,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
             }
         };
         tokio::select! {
-            () = tokio::time::sleep_until(deadline) => {
+            () = deadline_passed => {
                 warn!(calls = call_tasks.len(), "graceful shutdown deadline reached: hanging up");
                 break;
             }
+            Some(command) = muc_rx.recv() => breweries.handle(command).await,
             Some(_) = call_tasks.join_next() => {}
             call = call => match call {
                 Some(call) => {
@@ -259,12 +266,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     {
         warn!("calls did not end in time");
     }
-    brewery_cancel.cancel();
-    let leave = async { while brewery_tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(BREWERY_LEAVE_DEADLINE, leave)
-        .await
-        .is_err()
-    {
+    drop(muc_rx);
+    if !breweries.shutdown(BREWERY_LEAVE_DEADLINE).await {
         warn!("brewery connections did not close in time");
     }
     if let Some(sip) = sip {
@@ -298,9 +301,11 @@ async fn run_registry(
     mut events: mpsc::Receiver<RegistryEvent>,
     brewery: watch::Sender<Stats>,
     rest: Arc<watch::Sender<StatsSnapshot>>,
+    debug: watch::Sender<DebugSnapshot>,
     threshold: u32,
 ) {
     let mut joined = std::collections::BTreeSet::new();
+    let mut calls: BTreeMap<CallId, DebugCall> = BTreeMap::new();
     let mut dropped_media = std::collections::BTreeSet::new();
     while let Some(event) = events.recv().await {
         match event {
@@ -314,7 +319,47 @@ async fn run_registry(
                     s.total_calls_with_dropped_media += u64::from(first);
                 });
             }
+            RegistryEvent::Started {
+                id,
+                direction,
+                display_name,
+                remote,
+            } => {
+                calls.insert(
+                    id,
+                    DebugCall {
+                        call_id: id.get(),
+                        direction,
+                        display_name,
+                        remote,
+                        room: String::new(),
+                        nick: None,
+                        sip_state: String::new(),
+                        started: jigasi_api::utc_timestamp(std::time::SystemTime::now()),
+                        codec: None,
+                    },
+                );
+                publish_calls(&debug, &calls);
+            }
+            RegistryEvent::Progress {
+                id,
+                room,
+                nick,
+                sip_state,
+                codec,
+            } => {
+                if let Some(call) = calls.get_mut(&id) {
+                    call.room = room;
+                    call.nick = nick;
+                    sip_state.clone_into(&mut call.sip_state);
+                    call.codec = codec;
+                    publish_calls(&debug, &calls);
+                }
+            }
             RegistryEvent::Ended(id) => {
+                if calls.remove(&id).is_some() {
+                    publish_calls(&debug, &calls);
+                }
                 dropped_media.remove(&id);
                 if joined.remove(&id) {
                     rest.send_modify(|s| s.total_conferences_completed += 1);
@@ -336,6 +381,13 @@ async fn run_registry(
     }
 }
 
+/// Publishes the running calls for `/debug`, oldest first.
+fn publish_calls(debug: &watch::Sender<DebugSnapshot>, calls: &BTreeMap<CallId, DebugCall>) {
+    debug.send_replace(DebugSnapshot {
+        calls: calls.values().cloned().collect(),
+    });
+}
+
 /// The statistics published before any call exists.
 fn initial_stats(config: &Config) -> Stats {
     Stats {
@@ -354,7 +406,7 @@ fn initial_stats(config: &Config) -> Stats {
 /// part forwards "changed" into a single inbox; the combiner re-reads every part on each change.
 fn watch_status(
     sip: Option<&SipEndpoint>,
-    breweries: Vec<(String, watch::Receiver<BreweryState>)>,
+    breweries: watch::Receiver<accounts::BreweryStates>,
     sip_check: Option<watch::Receiver<SipCheck>>,
     shutdown: CancellationToken,
 ) -> watch::Receiver<GatewayStatus> {
@@ -363,19 +415,29 @@ fn watch_status(
     if let Some(rx) = &sip_rx {
         tokio::spawn(forward_changes(rx.clone(), changed_tx.clone()));
     }
-    for (_, rx) in &breweries {
-        tokio::spawn(forward_changes(rx.clone(), changed_tx.clone()));
-    }
+    // The set of accounts changes at run time (REST): follow the set, and each account in it.
+    tokio::spawn(forward_changes(breweries.clone(), changed_tx.clone()));
     if let Some(rx) = &sip_check {
         tokio::spawn(forward_changes(rx.clone(), changed_tx.clone()));
     }
-    let snapshot = move || GatewayStatus {
-        sip_health_check: sip_check.as_ref().map(|rx| rx.borrow().clone()),
-        sip: sip_rx.as_ref().map(|rx| *rx.borrow()),
-        breweries: breweries
-            .iter()
-            .map(|(id, rx)| (id.clone(), rx.borrow().clone()))
-            .collect(),
+    let mut followed: Vec<watch::Receiver<BreweryState>> = Vec::new();
+    let mut snapshot = move || {
+        let set = breweries.borrow().clone();
+        followed.retain(|f| set.iter().any(|(_, rx)| rx.same_channel(f)));
+        for (_, rx) in &set {
+            if !followed.iter().any(|f| f.same_channel(rx)) {
+                tokio::spawn(forward_changes(rx.clone(), changed_tx.clone()));
+                followed.push(rx.clone());
+            }
+        }
+        GatewayStatus {
+            sip_health_check: sip_check.as_ref().map(|rx| rx.borrow().clone()),
+            sip: sip_rx.as_ref().map(|rx| *rx.borrow()),
+            breweries: set
+                .iter()
+                .map(|(id, rx)| (id.clone(), rx.borrow().clone()))
+                .collect(),
+        }
     };
     let (tx, rx) = watch::channel(snapshot());
     tokio::spawn(async move {

@@ -1190,3 +1190,17 @@ fn a_stalled_call_catches_up_without_moving_its_grid() {
     );
     assert_eq!(world.call.next_tick, Some(due + Duration::from_millis(60)));
 }
+
+#[test]
+fn debug_view_shows_the_sip_state_and_the_agreed_codec() {
+    let world = World::new();
+    assert_eq!(world.call.sip_state(), "ringing");
+    assert_eq!(world.call.phone_codec().as_deref(), Some("PCMU/8000"));
+    let world = World::new_dial_out();
+    assert_eq!(world.call.sip_state(), "idle");
+    assert_eq!(
+        world.call.phone_codec(),
+        None,
+        "no codec before the phone answers"
+    );
+}
