@@ -340,6 +340,40 @@ async fn debug_shows_a_running_call_and_the_graceful_deadline_ends_one() {
     wait_for_debug(rest, &mut session, |s| s.is_empty()).await;
     drop(phone);
 
+    // A dial-out (Rayo dial from the conference) is listed as such; the number is redacted.
+    let tone = jigasi_testpeers::audio::tone_wav(&session.work, 48_000, 500, 60).unwrap();
+    let mut bob = jigasi_testpeers::Baresip::start(jigasi_testpeers::BaresipConfig {
+        auto_answer: true,
+        play_wav: Some(tone),
+        codecs: "PCMU".into(),
+        ..jigasi_testpeers::BaresipConfig::registering(
+            "bob",
+            "bobpw",
+            session.deployment.kamailio.addr(),
+        )
+    })
+    .unwrap();
+    bob.wait_registered(Duration::from_secs(5)).unwrap();
+    session.standin.dial("demo", "bob", &[]).await.unwrap();
+    bob.wait_event("CALL_ESTABLISHED", Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e}\n{}", session.gateway.log()));
+    let sessions = wait_for_debug(rest, &mut session, |s| {
+        s.values()
+            .any(|c| c["direction"] == "out" && c["sipState"] == "answered")
+    })
+    .await;
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let call = sessions.values().next().unwrap();
+    assert_eq!(
+        call["jvbConference"]["meetingUrl"],
+        "demo@conference.meet.example.com"
+    );
+    assert_eq!(call["codec"], "PCMU/8000");
+    assert_eq!(call["remote"], "***", "{call}");
+    bob.hangup().unwrap();
+    wait_for_debug(rest, &mut session, |s| s.is_empty()).await;
+    drop(bob);
+
     // Graceful shutdown with a call that does not end by itself: hung up after the 2 s deadline.
     let (mut phone, _) = session.established_dial_in(440).await.unwrap();
     let requested = Instant::now();

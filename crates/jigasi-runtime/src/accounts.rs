@@ -258,6 +258,226 @@ async fn rewrite(path: &Path, edit: impl FnOnce(&str) -> String) -> std::io::Res
 mod tests {
     use super::*;
 
+    const PREFIX: &str = "net.java.sip.communicator.impl.protocol.jabber";
+
+    /// A properties file with one brewery account on an unreachable server (its task only
+    /// retries), loaded as the binary would.
+    fn load(dir: &Path, writable: bool) -> Arc<Config> {
+        let home = dir.join("jigasi-home");
+        std::fs::create_dir_all(&home).expect("home");
+        let path = home.join("sip-communicator.properties");
+        if !path.exists() {
+            std::fs::write(
+                &path,
+                format!(
+                    "# operator comment\n\
+                     org.jitsi.jigasi.ENABLE_SIP=false\n\
+                     {PREFIX}.acc-1=acc-1\n\
+                     {PREFIX}.acc-1.ACCOUNT_UID=Jabber:j1@auth.example.com\n\
+                     {PREFIX}.acc-1.USER_ID=j1@auth.example.com\n\
+                     {PREFIX}.acc-1.PASSWORD=cHcx\n\
+                     {PREFIX}.acc-1.BREWERY=JigasiBrewery@internal.auth.example.com\n\
+                     {PREFIX}.acc-1.IS_SERVER_OVERRIDDEN=true\n\
+                     {PREFIX}.acc-1.SERVER_ADDRESS=127.0.0.1\n\
+                     {PREFIX}.acc-1.SERVER_PORT=1\n\
+                     # trailing comment\n"
+                ),
+            )
+            .expect("write");
+        }
+        let args = jigasi_config::CliArgs {
+            config_dir: Some(dir.to_path_buf()),
+            config_writable: writable,
+            ..jigasi_config::CliArgs::default()
+        };
+        let loaded = jigasi_config::load(&args, dir, &BTreeMap::new()).expect("config");
+        Arc::new(loaded.config)
+    }
+
+    fn account(uid: &str, user: Option<&str>) -> BTreeMap<String, String> {
+        let mut properties: BTreeMap<String, String> = [
+            ("ACCOUNT_UID", uid),
+            ("PASSWORD", "pw2"),
+            ("BREWERY", "JigasiBrewery@internal.auth.example.com"),
+            ("IS_SERVER_OVERRIDDEN", "true"),
+            ("SERVER_ADDRESS", "127.0.0.1"),
+            ("SERVER_PORT", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        if let Some(user) = user {
+            properties.insert("USER_ID".into(), user.into());
+        }
+        properties
+    }
+
+    async fn start(config: Arc<Config>) -> (BreweryAccounts, watch::Receiver<BreweryStates>) {
+        let (_stats_tx, stats) = watch::channel(Stats {
+            conferences: 0,
+            participants: 0,
+            graceful_shutdown: false,
+            stress_level: 0.0,
+            region: None,
+            version: "test".into(),
+            supports_transcription: false,
+            supports_sip: false,
+        });
+        let (dials, _dials_rx) = mpsc::channel(1);
+        BreweryAccounts::start(config, stats, dials, CancellationToken::new()).expect("start")
+    }
+
+    async fn add(
+        accounts: &mut BreweryAccounts,
+        id: &str,
+        props: BTreeMap<String, String>,
+    ) -> AddOutcome {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        accounts
+            .handle(MucCommand::Add {
+                id: id.into(),
+                properties: props,
+                reply,
+            })
+            .await;
+        outcome.await.expect("reply")
+    }
+
+    async fn remove(accounts: &mut BreweryAccounts, id: &str) -> RemoveOutcome {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        accounts
+            .handle(MucCommand::Remove {
+                id: id.into(),
+                reply,
+            })
+            .await;
+        outcome.await.expect("reply")
+    }
+
+    async fn list(accounts: &mut BreweryAccounts) -> Vec<String> {
+        let (reply, ids) = tokio::sync::oneshot::channel();
+        accounts.handle(MucCommand::List { reply }).await;
+        ids.await.expect("reply")
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("jigasi-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[tokio::test]
+    async fn add_replace_remove_and_persist_with_configwritable() {
+        let dir = temp_dir("accounts-writable");
+        let config = load(&dir, true);
+        let path = config.properties_path.clone().expect("path");
+        let original = std::fs::read_to_string(&path).expect("read");
+        let (mut accounts, states) = start(config).await;
+        assert_eq!(list(&mut accounts).await, ["acc-1"]);
+        assert_eq!(states.borrow().len(), 1);
+
+        let uid = "Jabber:j2@auth.example.com";
+        let user = Some("j2@auth.example.com");
+        assert_eq!(
+            add(&mut accounts, "acc-2", account(uid, user)).await,
+            AddOutcome::Added
+        );
+        assert_eq!(list(&mut accounts).await, ["acc-1", "acc-2"]);
+        let ids: Vec<String> = states.borrow().iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(ids, ["acc-1", "acc-2"], "health follows the new account");
+        let written = std::fs::read_to_string(&path).expect("read");
+        assert!(written.starts_with(&original), "{written}");
+        assert!(
+            written.contains(&format!("{PREFIX}.acc-2.PASSWORD=cHcy\n")),
+            "{written}"
+        );
+
+        assert_eq!(
+            add(&mut accounts, "acc-2", account(uid, user)).await,
+            AddOutcome::Unchanged
+        );
+        let other = "Jabber:j3@auth.example.com";
+        assert_eq!(
+            add(
+                &mut accounts,
+                "acc-2",
+                account(other, Some("j3@auth.example.com"))
+            )
+            .await,
+            AddOutcome::Replaced
+        );
+        assert_eq!(list(&mut accounts).await, ["acc-1", "acc-2"]);
+        let written = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            written.contains("j3@auth.example.com") && !written.contains("j2@"),
+            "{written}"
+        );
+
+        match add(&mut accounts, "acc-4", account(uid, None)).await {
+            AddOutcome::Invalid { reason } => {
+                assert!(
+                    reason.contains(&format!("{PREFIX}.acc-4.USER_ID")),
+                    "{reason}"
+                );
+            }
+            other @ (AddOutcome::Added
+            | AddOutcome::Unchanged
+            | AddOutcome::Replaced
+            | AddOutcome::Failed { .. }) => panic!("expected invalid, got {other:?}"),
+        }
+        assert_eq!(list(&mut accounts).await, ["acc-1", "acc-2"]);
+
+        assert_eq!(remove(&mut accounts, "acc-2").await, RemoveOutcome::Removed);
+        assert_eq!(
+            remove(&mut accounts, "acc-2").await,
+            RemoveOutcome::NotFound
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), original);
+        // A configured account can be removed too.
+        assert_eq!(remove(&mut accounts, "acc-1").await, RemoveOutcome::Removed);
+        assert!(list(&mut accounts).await.is_empty());
+        assert!(states.borrow().is_empty());
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "# operator comment\norg.jitsi.jigasi.ENABLE_SIP=false\n# trailing comment\n"
+        );
+        assert!(accounts.shutdown(std::time::Duration::from_secs(3)).await);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn without_configwritable_the_file_is_kept_and_a_failed_save_is_reported() {
+        let dir = temp_dir("accounts-memory");
+        let config = load(&dir, false);
+        let path = config.properties_path.clone().expect("path");
+        let original = std::fs::read_to_string(&path).expect("read");
+        let (mut accounts, _states) = start(config).await;
+        let props = account("Jabber:j2@auth.example.com", Some("j2@auth.example.com"));
+        assert_eq!(
+            add(&mut accounts, "acc-2", props.clone()).await,
+            AddOutcome::Added
+        );
+        assert_eq!(remove(&mut accounts, "acc-1").await, RemoveOutcome::Removed);
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), original);
+        assert!(accounts.shutdown(std::time::Duration::from_secs(3)).await);
+
+        // Writable, but the file is gone: the account runs, the request reports the failure.
+        let config = load(&dir, true);
+        let (mut accounts, _states) = start(config).await;
+        std::fs::remove_file(&path).expect("remove");
+        match add(&mut accounts, "acc-2", props).await {
+            AddOutcome::Failed { reason } => assert!(reason.contains("is live"), "{reason}"),
+            other @ (AddOutcome::Added
+            | AddOutcome::Unchanged
+            | AddOutcome::Replaced
+            | AddOutcome::Invalid { .. }) => panic!("expected a failed save, got {other:?}"),
+        }
+        assert_eq!(list(&mut accounts).await, ["acc-1", "acc-2"]);
+        assert!(accounts.shutdown(std::time::Duration::from_secs(3)).await);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[tokio::test]
     async fn rewrite_replaces_the_file_atomically_and_keeps_its_permissions() {
         use std::os::unix::fs::PermissionsExt;
