@@ -195,27 +195,49 @@ pub struct SrtpStats {
     pub rtp_packets: u64,
     /// SRTCP packets protected (sender) or authenticated and decrypted (receiver).
     pub rtcp_packets: u64,
-    /// Packets dropped because their tag did not match (receiver).
+    /// SRTP packets dropped because their tag did not match (receiver).
     pub auth_failures: u64,
-    /// Packets dropped as replays or too old (receiver).
+    /// SRTP packets dropped as replays or too old (receiver).
     pub replayed: u64,
-    /// Packets dropped as too short or malformed (receiver).
+    /// SRTP packets dropped as too short or malformed (receiver).
     pub malformed: u64,
+    /// SRTCP packets dropped because their tag did not match (receiver; some phones send a
+    /// last RTCP packet unprotected while they tear the call down).
+    pub rtcp_auth_failures: u64,
+    /// SRTCP packets dropped as replays or too old (receiver).
+    pub rtcp_replayed: u64,
+    /// SRTCP packets dropped as too short or malformed (receiver).
+    pub rtcp_malformed: u64,
 }
 
 impl SrtpStats {
-    fn count(&mut self, result: Result<usize, SrtpError>) -> Result<usize, SrtpError> {
-        match result {
-            Ok(_) => {}
-            Err(SrtpError::AuthFailed) => self.auth_failures += 1,
-            Err(SrtpError::Replayed { .. }) => self.replayed += 1,
-            Err(
-                SrtpError::TooShort { .. }
-                | SrtpError::Malformed
-                | SrtpError::KeyLength { .. }
-                | SrtpError::BufferTooSmall { .. },
-            ) => self.malformed += 1,
-        }
+    fn count(&mut self, result: Result<usize, SrtpError>, rtcp: bool) -> Result<usize, SrtpError> {
+        let counter = match (result, rtcp) {
+            (Ok(_), _) => return result,
+            (Err(SrtpError::AuthFailed), false) => &mut self.auth_failures,
+            (Err(SrtpError::AuthFailed), true) => &mut self.rtcp_auth_failures,
+            (Err(SrtpError::Replayed { .. }), false) => &mut self.replayed,
+            (Err(SrtpError::Replayed { .. }), true) => &mut self.rtcp_replayed,
+            (
+                Err(
+                    SrtpError::TooShort { .. }
+                    | SrtpError::Malformed
+                    | SrtpError::KeyLength { .. }
+                    | SrtpError::BufferTooSmall { .. },
+                ),
+                false,
+            ) => &mut self.malformed,
+            (
+                Err(
+                    SrtpError::TooShort { .. }
+                    | SrtpError::Malformed
+                    | SrtpError::KeyLength { .. }
+                    | SrtpError::BufferTooSmall { .. },
+                ),
+                true,
+            ) => &mut self.rtcp_malformed,
+        };
+        *counter += 1;
         result
     }
 }
@@ -551,7 +573,7 @@ impl SrtpReceiver {
     /// packets authenticates.
     pub fn unprotect_rtp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
         let result = self.try_unprotect_rtp(buf);
-        self.stats.count(result)
+        self.stats.count(result, false)
     }
 
     fn try_unprotect_rtp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
@@ -606,7 +628,7 @@ impl SrtpReceiver {
     /// it was sent unencrypted); returns the length of the RTCP compound now in `buf[..len]`.
     pub fn unprotect_rtcp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
         let result = self.try_unprotect_rtcp(buf);
-        self.stats.count(result)
+        self.stats.count(result, true)
     }
 
     fn try_unprotect_rtcp(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
@@ -910,6 +932,10 @@ mod tests {
         );
         assert_eq!(receiver.unprotect_rtcp(&mut rtcp[..n]), Ok(24));
         assert_eq!(rtcp[..24].to_vec(), hex(RTCP_PLAIN));
+        // SRTCP drops are counted apart from SRTP's.
+        let stats = receiver.stats();
+        assert_eq!((stats.auth_failures, stats.rtcp_auth_failures), (5, 2));
+        assert_eq!((stats.rtp_packets, stats.rtcp_packets), (1, 1));
     }
 
     #[test]
@@ -941,6 +967,10 @@ mod tests {
             receiver.unprotect_rtcp(&mut first.clone()),
             Err(SrtpError::Replayed { index: 0 })
         ));
+        assert_eq!(
+            (receiver.stats().replayed, receiver.stats().rtcp_replayed),
+            (3, 1)
+        );
     }
 
     #[test]
