@@ -6,7 +6,7 @@
 //! | GET | `/about/version` | `{"name":"jigasi-rs","version":...,"os":...}` |
 //! | GET | `/about/stats` | Jigasi's JSON keys |
 //! | POST | `/about/shutdown` | 200 and graceful shutdown when `ENABLE_REST_SHUTDOWN=true`, else 503 |
-//! | GET | `/metrics` | Prometheus text (`jitsi_jigasi_` names), or JSON with `Accept: application/json` |
+//! | GET | `/metrics` | Prometheus text (`jitsi_jigasi_` names; per-call quality gauges from [`StatsSnapshot::quality_prometheus`]), or JSON with `Accept: application/json` |
 //! | GET | `/debug` | the running calls in Jigasi's shape plus our own fields ([`DebugSnapshot`]) |
 //! | POST | `/configure/call-control-muc/add` | `application/json` account properties + `"id"`: 200 added / unchanged (same id and `ACCOUNT_UID`) / replaced; 400 bad JSON, bad or missing id, an account that does not parse (the reason names the key); 415 other content type; 500 not saved |
 //! | POST | `/configure/call-control-muc/remove` | `{"id":...}`: 200 removed, 400 unknown id |
@@ -39,7 +39,10 @@ use tracing::{info, warn};
 
 pub use call_control::{AddOutcome, MucCommand, RemoveOutcome};
 pub use debug::{CallDirection, DebugCall, DebugSnapshot};
-pub use stats::{StatsSnapshot, utc_timestamp};
+pub use stats::{
+    CallQualitySample, LegQualitySample, POOR_MOS, StatsSnapshot, StreamQualitySample,
+    utc_timestamp,
+};
 
 /// What `/about/health` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +210,8 @@ async fn metrics_handler(State(state): State<Arc<AppState>>, headers: HeaderMap)
         return json(StatusCode::OK, snapshot.metrics_json());
     }
     metrics::with_local_recorder(&state.metrics, || snapshot.record_metrics());
-    let body = state.metrics.handle().render();
+    let mut body = state.metrics.handle().render();
+    body.push_str(&snapshot.quality_prometheus());
     (
         [(
             header::CONTENT_TYPE,

@@ -1,5 +1,7 @@
 //! The statistics Jigasi exposes on `/about/stats` and `/metrics`, with Jigasi's names.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
@@ -42,6 +44,67 @@ pub struct StatsSnapshot {
     pub total_calls_no_heartbeat_response: u64,
     /// Whether a graceful shutdown is under way.
     pub graceful_shutdown: bool,
+    /// The measured quality of each running call, by call id; a call's entry goes when it ends.
+    pub call_quality: BTreeMap<u64, CallQualitySample>,
+}
+
+/// The quality of one running call's two legs, as the call last measured it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CallQualitySample {
+    /// Toward the phone (RTP/RTCP): `None` until the phone is attached.
+    pub phone: Option<LegQualitySample>,
+    /// Toward the bridge (str0m's RTCP and ICE statistics): `None` without a Jingle session.
+    pub bridge: Option<LegQualitySample>,
+}
+
+/// One leg's figures.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LegQualitySample {
+    /// What we receive, as we measure it.
+    pub inbound: Option<StreamQualitySample>,
+    /// What we send, as the far end reports it.
+    pub outbound: Option<StreamQualitySample>,
+    /// Round-trip time in milliseconds, once measured.
+    pub rtt_ms: Option<f64>,
+}
+
+/// One direction of one leg.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StreamQualitySample {
+    /// Interarrival jitter (RFC 3550 §6.4.1) in milliseconds.
+    pub jitter_ms: f64,
+    /// Fraction lost (0..=1) in the last RTCP reporting interval.
+    pub loss_ratio: f64,
+    /// The E-model MOS-CQE estimate (1..=4.5).
+    pub mos: f64,
+}
+
+/// A call counts as poor below this MOS (ITU-T G.107 Annex B: R 70, "some users dissatisfied").
+pub const POOR_MOS: f64 = 3.6;
+
+impl CallQualitySample {
+    /// The legs with their label.
+    fn legs(&self) -> impl Iterator<Item = (&'static str, &LegQualitySample)> {
+        [("phone", &self.phone), ("bridge", &self.bridge)]
+            .into_iter()
+            .filter_map(|(name, leg)| leg.as_ref().map(|leg| (name, leg)))
+    }
+
+    /// The lowest MOS over both legs and directions, if any was measured.
+    pub fn min_mos(&self) -> Option<f64> {
+        self.legs()
+            .flat_map(|(_, leg)| leg.directions())
+            .map(|(_, stream)| stream.mos)
+            .min_by(f64::total_cmp)
+    }
+}
+
+impl LegQualitySample {
+    fn directions(&self) -> impl Iterator<Item = (&'static str, &StreamQualitySample)> {
+        [("in", &self.inbound), ("out", &self.outbound)]
+            .into_iter()
+            .filter_map(|(name, stream)| stream.as_ref().map(|stream| (name, stream)))
+    }
 }
 
 /// Jigasi's transcriber counters: always zero here (no transcription yet), but present so that
@@ -135,7 +198,138 @@ impl StatsSnapshot {
             body.insert(name.into(), json!(value));
         }
         body.insert("graceful_shutdown".into(), json!(self.graceful_shutdown));
+        let (calls, poor) = self.quality_counts();
+        body.insert("calls_with_quality".into(), json!(calls));
+        body.insert("calls_poor_quality".into(), json!(poor));
+        let quality: Map<String, Value> = self
+            .call_quality
+            .iter()
+            .map(|(id, call)| {
+                let legs: Map<String, Value> = call
+                    .legs()
+                    .map(|(name, leg)| {
+                        let mut entry = Map::new();
+                        for (direction, stream) in leg.directions() {
+                            entry.insert(
+                                direction.into(),
+                                json!({
+                                    "jitter_ms": stream.jitter_ms,
+                                    "loss_ratio": stream.loss_ratio,
+                                    "mos": stream.mos,
+                                }),
+                            );
+                        }
+                        entry.insert("rtt_ms".into(), json!(leg.rtt_ms));
+                        (name.to_owned(), Value::Object(entry))
+                    })
+                    .collect();
+                (id.to_string(), Value::Object(legs))
+            })
+            .collect();
+        body.insert("call_quality".into(), Value::Object(quality));
         Value::Object(body)
+    }
+
+    /// Calls with a MOS measured, and those of them below [`POOR_MOS`] on some leg.
+    fn quality_counts(&self) -> (usize, usize) {
+        let measured: Vec<f64> = self
+            .call_quality
+            .values()
+            .filter_map(CallQualitySample::min_mos)
+            .collect();
+        let poor = measured.iter().filter(|mos| **mos < POOR_MOS).count();
+        (measured.len(), poor)
+    }
+
+    /// The per-call quality gauges in the Prometheus text format (appended to what the
+    /// `metrics` recorder renders; written here so that a call's series disappear with it):
+    ///
+    /// - `jitsi_jigasi_call_jitter_ms{call,leg,direction}`, `jitsi_jigasi_call_loss_ratio{..}`,
+    ///   `jitsi_jigasi_call_mos{..}` per running call, leg (`phone`, `bridge`) and direction
+    ///   (`in`: what we receive; `out`: what we send, as the far end reports);
+    /// - `jitsi_jigasi_call_rtt_ms{call,leg}`;
+    /// - `jitsi_jigasi_calls_with_quality` and `jitsi_jigasi_calls_poor_quality` (calls whose
+    ///   lowest MOS is below 3.6), and `jitsi_jigasi_calls_min_mos` (lowest over all calls,
+    ///   absent without calls), for alerting.
+    pub fn quality_prometheus(&self) -> String {
+        let mut out = String::new();
+        type Value = fn(&StreamQualitySample) -> f64;
+        let per_direction: [(&str, &str, Value); 3] = [
+            (
+                "jitsi_jigasi_call_jitter_ms",
+                "Interarrival jitter (RFC 3550) per running call, leg and direction, in milliseconds.",
+                |s| s.jitter_ms,
+            ),
+            (
+                "jitsi_jigasi_call_loss_ratio",
+                "Fraction of packets lost in the last RTCP interval per running call, leg and direction.",
+                |s| s.loss_ratio,
+            ),
+            (
+                "jitsi_jigasi_call_mos",
+                "E-model (ITU-T G.107) MOS-CQE estimate per running call, leg and direction.",
+                |s| s.mos,
+            ),
+        ];
+        for (name, help, value) in per_direction {
+            let mut family = String::new();
+            for (id, call) in &self.call_quality {
+                for (leg, sample) in call.legs() {
+                    for (direction, stream) in sample.directions() {
+                        let _ = writeln!(
+                            family,
+                            "{name}{{call=\"{id}\",leg=\"{leg}\",direction=\"{direction}\"}} {}",
+                            value(stream)
+                        );
+                    }
+                }
+            }
+            push_family(&mut out, name, help, &family);
+        }
+        let mut family = String::new();
+        for (id, call) in &self.call_quality {
+            for (leg, sample) in call.legs() {
+                if let Some(rtt) = sample.rtt_ms {
+                    let _ = writeln!(
+                        family,
+                        "jitsi_jigasi_call_rtt_ms{{call=\"{id}\",leg=\"{leg}\"}} {rtt}"
+                    );
+                }
+            }
+        }
+        push_family(
+            &mut out,
+            "jitsi_jigasi_call_rtt_ms",
+            "Round-trip time per running call and leg, in milliseconds.",
+            &family,
+        );
+        let (calls, poor) = self.quality_counts();
+        push_family(
+            &mut out,
+            "jitsi_jigasi_calls_with_quality",
+            "Running calls with a MOS estimate.",
+            &format!("jitsi_jigasi_calls_with_quality {calls}\n"),
+        );
+        push_family(
+            &mut out,
+            "jitsi_jigasi_calls_poor_quality",
+            "Running calls whose lowest MOS estimate (any leg, any direction) is below 3.6.",
+            &format!("jitsi_jigasi_calls_poor_quality {poor}\n"),
+        );
+        if let Some(min) = self
+            .call_quality
+            .values()
+            .filter_map(CallQualitySample::min_mos)
+            .min_by(f64::total_cmp)
+        {
+            push_family(
+                &mut out,
+                "jitsi_jigasi_calls_min_mos",
+                "The lowest MOS estimate over all running calls, legs and directions.",
+                &format!("jitsi_jigasi_calls_min_mos {min}\n"),
+            );
+        }
+        out
     }
 
     /// Records the snapshot into the current `metrics` recorder with Jigasi's metric names
@@ -163,6 +357,16 @@ impl StatsSnapshot {
             ("stress_level", self.stress_level),
         ]
     }
+}
+
+/// Appends one gauge family (`# HELP`, `# TYPE`, samples) unless it has no samples.
+fn push_family(out: &mut String, name: &str, help: &str, samples: &str) {
+    if samples.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    out.push_str(samples);
 }
 
 /// Threads of this process (Linux `/proc/self/status`), 0 where unknown.
@@ -213,6 +417,83 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    fn stream(jitter_ms: f64, loss_ratio: f64, mos: f64) -> Option<StreamQualitySample> {
+        Some(StreamQualitySample {
+            jitter_ms,
+            loss_ratio,
+            mos,
+        })
+    }
+
+    #[test]
+    fn call_quality_renders_per_call_series_and_aggregates() {
+        let mut snapshot = StatsSnapshot::default();
+        assert_eq!(
+            snapshot.quality_prometheus(),
+            "# HELP jitsi_jigasi_calls_with_quality Running calls with a MOS estimate.\n\
+             # TYPE jitsi_jigasi_calls_with_quality gauge\n\
+             jitsi_jigasi_calls_with_quality 0\n\
+             # HELP jitsi_jigasi_calls_poor_quality Running calls whose lowest MOS estimate (any leg, any direction) is below 3.6.\n\
+             # TYPE jitsi_jigasi_calls_poor_quality gauge\n\
+             jitsi_jigasi_calls_poor_quality 0\n"
+        );
+        snapshot.call_quality.insert(
+            7,
+            CallQualitySample {
+                phone: Some(LegQualitySample {
+                    inbound: stream(1.5, 0.0, 4.39),
+                    outbound: stream(2.0, 0.05, 3.2),
+                    rtt_ms: Some(12.5),
+                }),
+                bridge: Some(LegQualitySample {
+                    inbound: stream(0.5, 0.0, 4.4),
+                    outbound: None,
+                    rtt_ms: None,
+                }),
+            },
+        );
+        snapshot
+            .call_quality
+            .insert(9, CallQualitySample::default());
+        let text = snapshot.quality_prometheus();
+        for line in [
+            "jitsi_jigasi_call_jitter_ms{call=\"7\",leg=\"phone\",direction=\"in\"} 1.5",
+            "jitsi_jigasi_call_jitter_ms{call=\"7\",leg=\"phone\",direction=\"out\"} 2",
+            "jitsi_jigasi_call_loss_ratio{call=\"7\",leg=\"phone\",direction=\"out\"} 0.05",
+            "jitsi_jigasi_call_mos{call=\"7\",leg=\"bridge\",direction=\"in\"} 4.4",
+            "jitsi_jigasi_call_rtt_ms{call=\"7\",leg=\"phone\"} 12.5",
+            "# TYPE jitsi_jigasi_call_mos gauge",
+            "jitsi_jigasi_calls_with_quality 1",
+            "jitsi_jigasi_calls_poor_quality 1",
+            "jitsi_jigasi_calls_min_mos 3.2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        assert!(!text.contains("call=\"9\""), "{text}");
+        assert!(!text.contains("leg=\"bridge\"}"), "no bridge RTT: {text}");
+        assert!(
+            !text.contains("leg=\"bridge\",direction=\"out\""),
+            "nothing measured there: {text}"
+        );
+        // Every family is declared once, before its samples.
+        for name in ["jitsi_jigasi_call_jitter_ms", "jitsi_jigasi_call_rtt_ms"] {
+            assert_eq!(text.matches(&format!("# TYPE {name} gauge")).count(), 1);
+        }
+        let json = snapshot.metrics_json();
+        assert_eq!(json["calls_poor_quality"], 1);
+        assert_eq!(
+            json["call_quality"]["7"]["phone"]["out"]["loss_ratio"],
+            0.05
+        );
+        assert_eq!(json["call_quality"]["7"]["phone"]["rtt_ms"], 12.5);
+        // The call ends: its series go.
+        snapshot.call_quality.remove(&7);
+        let text = snapshot.quality_prometheus();
+        assert!(!text.contains("call=\"7\""), "{text}");
+        assert!(text.contains("jitsi_jigasi_calls_with_quality 0"));
+        assert!(!text.contains("jitsi_jigasi_calls_min_mos"));
+    }
 
     #[test]
     fn timestamps_are_utc_in_jigasis_format() {

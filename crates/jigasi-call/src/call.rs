@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use jid::Jid;
+use jigasi_media::quality::{CodecImpairment, LegQuality, StreamQuality};
+use jigasi_media::rtcp::{self, NtpTime};
 use jigasi_media::{
     AudioLevel, BridgePacket, CodecKind, Conference, ConferenceError, DtmfDigit, DtmfMethod,
     DtmfReceived, MediaEvent, PhoneConfig,
@@ -35,11 +37,17 @@ const TICK: Duration = Duration::from_millis(20);
 /// conference to be rejoined) before it is hung up.
 pub const XMPP_RECONNECT_WINDOW: Duration = Duration::from_secs(30);
 
+/// The RTCP report interval toward the phone (RFC 3550 §6.2: 5 s minimum), randomized by
+/// ±50 % per report (§6.3.1).
+pub const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Which socket a datagram belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaSocket {
-    /// RTP to and from the phone.
+    /// RTP to and from the phone (and RTCP when the phone multiplexes it, RFC 5761).
     Phone,
+    /// RTCP to and from the phone: the RTP port + 1 (RFC 3550 §11).
+    PhoneRtcp,
     /// ICE/DTLS/SRTP to and from the bridge.
     Bridge,
 }
@@ -244,6 +252,44 @@ pub struct CallConfig {
     /// Hang up with 408 "Stopped receiving media" when media dropped
     /// (`HANGUP_SIP_ON_MEDIA_DROPPED`, off).
     pub hangup_on_media_dropped: bool,
+    /// The wall clock at one instant: RTCP sender reports carry NTP time.
+    pub wall_clock: WallClock,
+    /// Seeds the randomization of the RTCP report interval (from the caller's RNG).
+    pub rtcp_seed: u64,
+}
+
+/// The wall clock read once by the caller, so that the call can turn its `now` into NTP time
+/// without reading a clock itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    /// The instant of the reading.
+    pub at: Instant,
+    /// The time since the Unix epoch at that instant.
+    pub since_unix_epoch: Duration,
+}
+
+impl WallClock {
+    /// The NTP time at `now`.
+    pub fn ntp(&self, now: Instant) -> NtpTime {
+        let since_epoch = match now.checked_duration_since(self.at) {
+            Some(later) => self.since_unix_epoch + later,
+            None => self
+                .since_unix_epoch
+                .saturating_sub(self.at.saturating_duration_since(now)),
+        };
+        NtpTime::from_unix(since_epoch)
+    }
+}
+
+/// The measured quality of a call's two legs (see [`jigasi_media::quality`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallQuality {
+    /// Toward the phone: our RTP receive statistics and the phone's RTCP reports.
+    pub phone: Option<LegQuality>,
+    /// Toward the bridge: str0m's RTCP and ICE statistics.
+    pub bridge: Option<LegQuality>,
+    /// RTCP datagrams from the phone that were malformed and dropped.
+    pub phone_rtcp_dropped: u64,
 }
 
 /// Which way the call goes, with what that direction needs.
@@ -294,6 +340,16 @@ pub struct Call {
     /// Where the phone's RTP really comes from (symmetric RTP, RFC 4961): latched on the first
     /// packet, the SDP address until then.
     phone_remote: SocketAddr,
+    /// Where the phone's RTCP goes: the RTP port + 1 from the SDP, then latched on valid RTCP.
+    phone_rtcp_remote: SocketAddr,
+    /// The phone sends RTCP on its RTP port (RFC 5761): answer there, from our RTP socket.
+    phone_rtcp_mux: bool,
+    /// The next RTCP report to the phone, once media runs.
+    next_rtcp: Option<Instant>,
+    /// State of the RTCP interval randomization (splitmix64).
+    rtcp_rng: u64,
+    /// Malformed RTCP datagrams from the phone.
+    phone_rtcp_dropped: u64,
     /// When the phone's last valid RTP arrived (or the answer, or the end of a hold).
     phone_heard_at: Option<Instant>,
     /// A [`CallEvent::MediaDropped`] was reported and no RTP came since.
@@ -366,10 +422,16 @@ impl Call {
         let negotiation = answer.negotiation;
         let mut media = Conference::new(jigasi_media::ConferenceConfig::default());
         media.add_phone(config.id, phone_config(&config, &negotiation)?)?;
+        media.set_sending(config.id, negotiation.sending())?;
         let conference = ConferenceLeg::new(config.conference.clone())
             .map_err(|e| CallError::Address(e.to_string()))?;
         let phone_remote = SocketAddr::new(negotiation.remote_address, negotiation.remote_port);
         let call = Self {
+            phone_rtcp_remote: rtcp_address(phone_remote),
+            phone_rtcp_mux: false,
+            next_rtcp: None,
+            rtcp_rng: config.rtcp_seed,
+            phone_rtcp_dropped: 0,
             config,
             conference,
             media,
@@ -411,6 +473,11 @@ impl Call {
         conference.set_status(Some("Initializing Call".into()));
         Ok(Self {
             phone_remote: config.phone_rtp,
+            phone_rtcp_remote: rtcp_address(config.phone_rtp),
+            phone_rtcp_mux: false,
+            next_rtcp: None,
+            rtcp_rng: config.rtcp_seed,
+            phone_rtcp_dropped: 0,
             media: Conference::new(jigasi_media::ConferenceConfig::default()),
             config,
             conference,
@@ -590,9 +657,14 @@ impl Call {
             Ok(negotiation) => {
                 self.phone_remote =
                     SocketAddr::new(negotiation.remote_address, negotiation.remote_port);
+                self.phone_rtcp_remote = rtcp_address(self.phone_remote);
+                let _ = self
+                    .media
+                    .set_sending(self.config.id, negotiation.sending());
                 self.negotiation = Some(negotiation);
                 self.sip = SipState::Answered;
                 self.next_tick = Some(now);
+                self.start_rtcp(now);
                 self.conference.set_status(Some("Connected".into()));
                 self.pump_conference(now);
                 self.event(CallEvent::Answered);
@@ -620,6 +692,11 @@ impl Call {
                     .handle_datagram(now, source, destination, contents);
                 self.pump_conference(now);
             }
+            MediaSocket::PhoneRtcp => self.phone_rtcp(now, source, contents, false),
+            MediaSocket::Phone if rtcp::is_rtcp(contents) => {
+                // RFC 5761 §4: RTCP multiplexed on the RTP port.
+                self.phone_rtcp(now, source, contents, true);
+            }
             MediaSocket::Phone => {
                 if self.sip == SipState::Ended {
                     return;
@@ -645,7 +722,7 @@ impl Call {
         if self.xmpp_lost_deadline.is_some_and(|at| at <= now) {
             self.xmpp_lost_deadline = None;
             let (header, status, phrase) = end_mapping(&EndReason::ConnectionLost);
-            self.finish_sip(header, status, phrase);
+            self.finish_sip(now, header, status, phrase);
             self.ended("conference connection not restored".into());
             return;
         }
@@ -668,6 +745,10 @@ impl Call {
             self.tick(now);
             self.next_tick = Some(next_tick(tick, now));
         }
+        if self.next_rtcp.is_some_and(|at| at <= now) && self.sip == SipState::Answered {
+            self.send_phone_rtcp(now, false);
+            self.next_rtcp = Some(now + self.rtcp_interval(false));
+        }
     }
 
     /// The phone hangs up from our side (API request, shutdown deadline).
@@ -678,7 +759,7 @@ impl Call {
     /// Ends both sides from our side: the phone gets `cause` in its BYE (or `status` and
     /// `phrase` before the answer), the conference side leaves.
     fn end_call(&mut self, now: Instant, cause: HangupCause, status: u16, phrase: &str) {
-        self.finish_sip(cause, status, phrase);
+        self.finish_sip(now, cause, status, phrase);
         self.conference.hang_up();
         self.pump_conference(now);
         self.ended(phrase.to_owned());
@@ -689,9 +770,11 @@ impl Call {
         if let Some(output) = self.out.pop_front() {
             return output;
         }
-        let tick = match self.sip {
-            SipState::Answered => self.next_tick,
-            SipState::Ringing | SipState::Idle | SipState::Calling | SipState::Ended => None,
+        let (tick, rtcp) = match self.sip {
+            SipState::Answered => (self.next_tick, self.next_rtcp),
+            SipState::Ringing | SipState::Idle | SipState::Calling | SipState::Ended => {
+                (None, None)
+            }
         };
         let leave = match &self.direction {
             Direction::Out { leave_at, .. } if !self.ended_reported => *leave_at,
@@ -700,6 +783,7 @@ impl Call {
         match [
             self.conference_deadline,
             tick,
+            rtcp,
             leave,
             self.xmpp_lost_deadline,
         ]
@@ -745,6 +829,7 @@ impl Call {
                     }));
                     self.sip = SipState::Answered;
                     self.next_tick = Some(now);
+                    self.start_rtcp(now);
                     self.event(CallEvent::Answered);
                 }
                 (
@@ -797,7 +882,7 @@ impl Call {
             }
             ConferenceEvent::Ended(reason) => {
                 let (header, status, phrase) = end_mapping(&reason);
-                self.finish_sip(header, status, phrase);
+                self.finish_sip(now, header, status, phrase);
                 self.ended(format!("{reason:?}"));
             }
         }
@@ -944,11 +1029,18 @@ impl Call {
                     }
                 }
                 if !answer.negotiation.remote_address.is_unspecified() {
-                    self.phone_remote = SocketAddr::new(
+                    let remote = SocketAddr::new(
                         answer.negotiation.remote_address,
                         answer.negotiation.remote_port,
                     );
+                    if remote != self.phone_remote {
+                        self.phone_rtcp_remote = rtcp_address(remote);
+                    }
+                    self.phone_remote = remote;
                 }
+                let _ = self
+                    .media
+                    .set_sending(self.config.id, answer.negotiation.sending());
                 self.negotiation = Some(answer.negotiation);
                 Ok(answer.sdp)
             }
@@ -956,8 +1048,132 @@ impl Call {
         }
     }
 
+    /// Starts the RTCP reports once media runs: the first after half the interval (RFC 3550
+    /// §6.2, "the initial RTCP packet"), so quality figures come soon.
+    fn start_rtcp(&mut self, now: Instant) {
+        self.next_rtcp = Some(now + self.rtcp_interval(true));
+    }
+
+    /// The next RTCP interval: [`RTCP_INTERVAL`] (half of it for the first report) times a
+    /// random factor in 0.5..1.5 (RFC 3550 §6.3.1), from the seeded generator.
+    fn rtcp_interval(&mut self, initial: bool) -> Duration {
+        self.rtcp_rng = self.rtcp_rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rtcp_rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        // The top 53 bits as a fraction in 0..1: exact in an f64.
+        let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+        let base = if initial {
+            RTCP_INTERVAL / 2
+        } else {
+            RTCP_INTERVAL
+        };
+        base.mul_f64(0.5 + unit)
+    }
+
+    /// Sends our SR or RR (with CNAME, and BYE when `bye`) to the phone's RTCP address, unless
+    /// the phone is on hold at `0.0.0.0` or not attached to the engine yet.
+    fn send_phone_rtcp(&mut self, now: Instant, bye: bool) {
+        if self.phone_remote.ip().is_unspecified() {
+            return;
+        }
+        let mut buf = [0u8; 256];
+        let ntp = self.config.wall_clock.ntp(now);
+        let Ok(len) = self
+            .media
+            .write_phone_rtcp(now, ntp, self.config.id, bye, &mut buf)
+        else {
+            return;
+        };
+        let (socket, destination) = if self.phone_rtcp_mux {
+            (MediaSocket::Phone, self.phone_remote)
+        } else {
+            (MediaSocket::PhoneRtcp, self.phone_rtcp_remote)
+        };
+        self.out.push_back(CallOutput::Transmit {
+            socket,
+            destination,
+            contents: buf[..len].to_vec(),
+        });
+    }
+
+    /// An RTCP datagram from the phone, on the RTCP socket or multiplexed on the RTP socket.
+    /// A malformed one is counted and dropped; a valid one latches where we send RTCP
+    /// (symmetric RTCP, RFC 4961), like RTP.
+    fn phone_rtcp(&mut self, now: Instant, source: SocketAddr, contents: &[u8], muxed: bool) {
+        if self.sip == SipState::Ended {
+            return;
+        }
+        let ntp = self.config.wall_clock.ntp(now);
+        match self
+            .media
+            .handle_phone_rtcp(now, ntp, self.config.id, contents)
+        {
+            Ok(()) => {
+                self.phone_rtcp_remote = source;
+                self.phone_rtcp_mux = muxed;
+            }
+            Err(ConferenceError::Rtcp(_)) => self.phone_rtcp_dropped += 1,
+            // No phone attached yet (a dial-out not answered): nothing to report on.
+            Err(_) => {}
+        }
+    }
+
+    /// What both legs measured so far: jitter, loss and round-trip time per direction, with
+    /// the E-model parameters of each leg's codec.
+    pub fn quality(&self) -> CallQuality {
+        let phone = self.media.phone_stats(self.config.id).map(|stats| {
+            let codec = self
+                .negotiation
+                .as_ref()
+                .and_then(|n| codec_kind(&n.codec.name))
+                .unwrap_or(CodecKind::Pcmu);
+            let clock = f64::from(codec.rtp_clock_rate());
+            let inbound = stats.receive.map(|receive| StreamQuality {
+                jitter: receive.jitter_duration(),
+                loss: stats
+                    .local_report
+                    .map_or(0.0, |block| f64::from(block.fraction_lost) / 256.0),
+            });
+            let outbound = stats.remote_report.map(|block| StreamQuality {
+                jitter: Duration::from_secs_f64(f64::from(block.jitter) / clock),
+                loss: f64::from(block.fraction_lost) / 256.0,
+            });
+            LegQuality {
+                inbound,
+                outbound,
+                rtt: stats.round_trip_time,
+                codec: CodecImpairment::for_codec(codec),
+            }
+        });
+        let bridge = self.conference.bridge_stats().map(|stats| {
+            let stream = |jitter: Option<Duration>, loss: Option<f32>| {
+                (jitter.is_some() || loss.is_some()).then(|| StreamQuality {
+                    jitter: jitter.unwrap_or_default(),
+                    loss: f64::from(loss.unwrap_or(0.0)),
+                })
+            };
+            LegQuality {
+                inbound: stream(stats.inbound_jitter, stats.inbound_loss),
+                outbound: stream(stats.outbound_jitter, stats.outbound_loss),
+                rtt: stats.rtt,
+                codec: CodecImpairment::OPUS,
+            }
+        });
+        CallQuality {
+            phone,
+            bridge,
+            phone_rtcp_dropped: self.phone_rtcp_dropped,
+        }
+    }
+
     /// Ends the SIP side: BYE with `reason` if answered, else a rejection.
-    fn finish_sip(&mut self, reason: HangupCause, status: u16, phrase: &str) {
+    fn finish_sip(&mut self, now: Instant, reason: HangupCause, status: u16, phrase: &str) {
+        if self.sip == SipState::Answered {
+            // RFC 3550 §6.3.7: we leave the session; the BYE goes before the SIP BYE.
+            self.send_phone_rtcp(now, true);
+        }
         let command = match self.sip {
             SipState::Ringing => SipCommand::Reject {
                 status,
@@ -1073,20 +1289,32 @@ fn end_mapping(reason: &EndReason) -> (HangupCause, u16, &'static str) {
     (cause, status, phrase)
 }
 
+/// The engine's codec for an SDP encoding name.
+fn codec_kind(name: &str) -> Option<CodecKind> {
+    match name.to_ascii_uppercase().as_str() {
+        "PCMU" => Some(CodecKind::Pcmu),
+        "PCMA" => Some(CodecKind::Pcma),
+        "G722" => Some(CodecKind::G722),
+        "OPUS" => Some(CodecKind::Opus),
+        _ => None,
+    }
+}
+
+/// The phone's RTCP address by default: the RTP port + 1 (RFC 3550 §11).
+fn rtcp_address(rtp: SocketAddr) -> SocketAddr {
+    SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))
+}
+
 /// The audio engine's settings for the negotiated phone codec.
 fn phone_config(config: &CallConfig, negotiation: &Negotiation) -> Result<PhoneConfig, CallError> {
-    let codec = match negotiation.codec.name.to_ascii_uppercase().as_str() {
-        "PCMU" => CodecKind::Pcmu,
-        "PCMA" => CodecKind::Pcma,
-        "G722" => CodecKind::G722,
-        "OPUS" => CodecKind::Opus,
-        other => {
-            return Err(CallError::Offer {
-                status: 488,
-                reason: format!("codec {other} is not supported by the audio engine"),
-            });
-        }
-    };
+    let name = &negotiation.codec.name;
+    let codec = codec_kind(name).ok_or_else(|| CallError::Offer {
+        status: 488,
+        reason: format!(
+            "codec {} is not supported by the audio engine",
+            name.to_ascii_uppercase()
+        ),
+    })?;
     let mut phone = PhoneConfig::new(codec, config.conference.ssrc, config.phone_ssrc);
     phone.payload_type = negotiation.codec.payload_type;
     phone.telephone_event_pt = negotiation.telephone_event.as_ref().map(|t| t.payload_type);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use jid::{BareJid, FullJid, Jid};
 use jigasi_bridge::{
     AudioPacket, Candidate as LegCandidate, CandidateKind, IceParams, LegConfig, LegError,
-    LegEvent, LegOutput, MediaLeg, RemoteParams, Role, Transmit,
+    LegEvent, LegOutput, LegStats, MediaLeg, RemoteParams, Role, Transmit,
 };
 use jigasi_jingle::answer::{LocalAnswer, build_session_accept, gateway_msid};
 use jigasi_jingle::focus::ConferenceIq;
@@ -222,6 +222,19 @@ impl ConferenceLeg {
     /// Whether the conference side is over.
     pub fn is_ended(&self) -> bool {
         matches!(self.state, State::Ended)
+    }
+
+    /// What the bridge media leg measured (RTCP and ICE), while a Jingle session is active.
+    pub fn bridge_stats(&self) -> Option<LegStats> {
+        match &self.state {
+            State::Active { leg, .. } => Some(leg.stats()),
+            State::ExpectOnline
+            | State::ExpectConferenceResult { .. }
+            | State::ConferenceRetry { .. }
+            | State::ExpectJoin { .. }
+            | State::ExpectSessionInitiate { .. }
+            | State::Ended => None,
+        }
     }
 
     /// Other occupants (the focus included).

@@ -25,9 +25,12 @@ mod conference;
 pub mod rayo;
 
 pub use call::{
-    Call, CallConfig, CallError, CallEvent, CallOutput, DtmfToPhone, HangupCause, MediaSocket,
-    ReasonProtocol, SipCommand, SipInput, XMPP_RECONNECT_WINDOW,
+    Call, CallConfig, CallError, CallEvent, CallOutput, CallQuality, DtmfToPhone, HangupCause,
+    MediaSocket, RTCP_INTERVAL, ReasonProtocol, SipCommand, SipInput, WallClock,
+    XMPP_RECONNECT_WINDOW,
 };
+/// The quality types [`CallQuality`] is made of.
+pub use jigasi_media::quality::{CodecImpairment, LegQuality, StreamQuality};
 pub use conference::{
     ConferenceConfig, ConferenceEvent, ConferenceLeg, ConferenceOutput, EndReason,
 };

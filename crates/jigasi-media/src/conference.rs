@@ -292,6 +292,9 @@ pub struct PhoneStats<'a> {
     pub round_trip_time: Option<Duration>,
     /// The phone's last report block on our stream (its view of what we send: loss, jitter).
     pub remote_report: Option<ReportBlock>,
+    /// Our last report block on the phone's stream, as sent in our last SR/RR (the fraction
+    /// lost since the report before).
+    pub local_report: Option<ReportBlock>,
     /// Valid RTCP datagrams received from the phone.
     pub rtcp_received: u64,
     /// SRTP counters, when the phone leg is SRTP.
@@ -389,6 +392,7 @@ struct Phone {
     dtmf_rx: DtmfReceiver,
     round_trip_time: Option<Duration>,
     remote_report: Option<ReportBlock>,
+    local_report: Option<ReportBlock>,
     rtcp_received: u64,
     /// RTP packets sent to the phone when the last RTCP report was written (SR or RR).
     packets_at_last_report: u64,
@@ -534,6 +538,7 @@ impl Conference {
             dtmf_rx: DtmfReceiver::default(),
             round_trip_time: None,
             remote_report: None,
+            local_report: None,
             rtcp_received: 0,
             packets_at_last_report: 0,
             srtp: config.srtp.map(PhoneSrtp::new),
@@ -768,6 +773,9 @@ impl Conference {
         let ssrc = phone.config.phone_ssrc;
         let sent = phone.rtp.packets();
         let block = phone.receive.as_mut().map(|r| r.report_block(now));
+        if block.is_some() {
+            phone.local_report = block;
+        }
         let blocks = block.as_slice();
         let mut len = if sent > phone.packets_at_last_report {
             let info = SenderInfo {
@@ -948,6 +956,7 @@ impl Conference {
             sent_packets: phone.rtp.packets(),
             round_trip_time: phone.round_trip_time,
             remote_report: phone.remote_report,
+            local_report: phone.local_report,
             rtcp_received: phone.rtcp_received,
             srtp: phone.srtp.as_deref().map(|srtp| PhoneSrtpStats {
                 suite: srtp.keys.suite,

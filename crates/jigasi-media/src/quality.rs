@@ -124,6 +124,31 @@ impl StreamQuality {
     }
 }
 
+/// What was measured on one leg of a call, both directions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LegQuality {
+    /// What we receive on this leg, as we measure it.
+    pub inbound: Option<StreamQuality>,
+    /// What we send on this leg, as the far end reports it (RTCP report blocks).
+    pub outbound: Option<StreamQuality>,
+    /// The leg's round-trip time, once measured.
+    pub rtt: Option<Duration>,
+    /// The codec's E-model parameters on this leg.
+    pub codec: CodecImpairment,
+}
+
+impl LegQuality {
+    /// The MOS-CQE estimate of what we receive.
+    pub fn inbound_mos(&self) -> Option<f64> {
+        self.inbound.map(|s| s.mos(self.codec, self.rtt))
+    }
+
+    /// The MOS-CQE estimate of what the far end receives from us.
+    pub fn outbound_mos(&self) -> Option<f64> {
+        self.outbound.map(|s| s.mos(self.codec, self.rtt))
+    }
+}
+
 /// One frame of packetization.
 const FRAME: Duration = Duration::from_millis(20);
 

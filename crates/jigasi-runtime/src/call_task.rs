@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use jid::BareJid;
 use jigasi_call::{
-    Call, CallConfig, CallEvent, CallOutput, ConferenceConfig, DtmfToPhone, HangupCause,
-    MediaSocket, ReasonProtocol, SipCommand, SipInput,
+    Call, CallConfig, CallEvent, CallOutput, CallQuality, ConferenceConfig, DtmfToPhone,
+    HangupCause, LegQuality, MediaSocket, ReasonProtocol, SipCommand, SipInput, StreamQuality,
+    WallClock,
 };
 use jigasi_config::Config;
 use jigasi_config::DtmfMethod;
@@ -29,12 +30,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 /// What a call task tells the registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum RegistryEvent {
     /// The call's participant joined its room.
     Joined(CallId),
     /// The phone stopped sending RTP (once per silence).
     MediaDropped(CallId),
+    /// The call's measured quality (every [`QUALITY_INTERVAL`]).
+    Quality(CallId, jigasi_api::CallQualitySample),
     /// The call is over.
     Ended(CallId),
     /// A call started (for `/debug`).
@@ -71,6 +74,9 @@ pub(crate) struct CallContext {
 
 /// Largest datagram we read (RTP and DTLS fit easily).
 const MAX_DATAGRAM: usize = 2048;
+
+/// How often a call reports its quality (jitter, loss, RTT, MOS) to the registry.
+const QUALITY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs one dial-in call to its end. Never panics on peer input; every failure ends in a SIP
 /// rejection or BYE.
@@ -176,6 +182,8 @@ struct CallRunner {
     xmpp: XmppHandle,
     xmpp_events: XmppEvents,
     phone_socket: UdpSocket,
+    /// The phone's RTCP: the RTP port + 1.
+    phone_rtcp_socket: UdpSocket,
     bridge_socket: UdpSocket,
     registry: mpsc::Sender<RegistryEvent>,
     /// For reconnecting the per-call XMPP connection.
@@ -208,6 +216,7 @@ impl CallRunner {
         let Prepared {
             call_config,
             phone_socket,
+            phone_rtcp_socket,
             bridge_socket,
             domain,
         } = prepare(
@@ -236,6 +245,7 @@ impl CallRunner {
             xmpp,
             xmpp_events,
             phone_socket,
+            phone_rtcp_socket,
             bridge_socket,
             registry: context.registry.clone(),
             config: context.config.clone(),
@@ -268,6 +278,7 @@ impl CallRunner {
         let Prepared {
             call_config,
             phone_socket,
+            phone_rtcp_socket,
             bridge_socket,
             domain,
         } = prepare(
@@ -295,6 +306,7 @@ impl CallRunner {
             xmpp,
             xmpp_events,
             phone_socket,
+            phone_rtcp_socket,
             bridge_socket,
             registry: context.registry.clone(),
             config: context.config.clone(),
@@ -308,8 +320,12 @@ impl CallRunner {
         self.call.handle_xmpp_online(now, self.xmpp.jid().clone());
         self.report_progress().await;
         let mut phone_buf = vec![0u8; MAX_DATAGRAM];
+        let mut phone_rtcp_buf = vec![0u8; MAX_DATAGRAM];
         let mut bridge_buf = vec![0u8; MAX_DATAGRAM];
         let phone_local = self.phone_socket.local_addr().ok();
+        let phone_rtcp_local = self.phone_rtcp_socket.local_addr().ok();
+        let mut quality = tokio::time::interval(QUALITY_INTERVAL);
+        quality.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let bridge_local = self.bridge_socket.local_addr().ok();
         let mut deadline = None;
         let mut sip_open = true;
@@ -375,6 +391,16 @@ impl CallRunner {
                         self.call.handle_datagram(now, MediaSocket::Phone, source, local, &phone_buf[..len]);
                     }
                 }
+                received = self.phone_rtcp_socket.recv_from(&mut phone_rtcp_buf) => {
+                    if let (Ok((len, source)), Some(local)) = (received, phone_rtcp_local) {
+                        let now = Instant::now().into_std();
+                        self.call.handle_datagram(now, MediaSocket::PhoneRtcp, source, local, &phone_rtcp_buf[..len]);
+                    }
+                }
+                _ = quality.tick() => {
+                    let sample = quality_sample(&self.call.quality());
+                    let _ = self.registry.send(RegistryEvent::Quality(self.id, sample)).await;
+                }
                 received = self.bridge_socket.recv_from(&mut bridge_buf) => {
                     if let (Ok((len, source)), Some(local)) = (received, bridge_local) {
                         let now = Instant::now().into_std();
@@ -423,6 +449,7 @@ impl CallRunner {
                 } => {
                     let socket = match socket {
                         MediaSocket::Phone => &self.phone_socket,
+                        MediaSocket::PhoneRtcp => &self.phone_rtcp_socket,
                         MediaSocket::Bridge => &self.bridge_socket,
                     };
                     // Media is never queued: a failed send is a lost packet.
@@ -597,12 +624,14 @@ impl CallRunner {
 struct Prepared {
     call_config: CallConfig,
     phone_socket: UdpSocket,
+    phone_rtcp_socket: UdpSocket,
     bridge_socket: UdpSocket,
     /// The XMPP domain for the per-call connection.
     domain: String,
 }
 
-/// Binds the call's two sockets and builds its configuration (random nick, SSRCs, ids).
+/// Binds the call's sockets (phone RTP and RTCP as an even/odd pair, bridge) and builds its
+/// configuration (random nick, SSRCs, ids).
 #[allow(clippy::too_many_arguments)]
 async fn prepare(
     id: CallId,
@@ -616,7 +645,7 @@ async fn prepare(
 ) -> Result<Prepared, (u16, String)> {
     let media_ip = media_ip(config, toward, &config.call_xmpp.server).await;
     let range = config.media.port_range.clone();
-    let phone_socket = bind_media_socket(&range, media_ip).await?;
+    let (phone_socket, phone_rtcp_socket) = bind_rtp_rtcp_pair(&range, media_ip).await?;
     let bridge_socket = bind_media_socket(&range, media_ip).await?;
     let phone_rtp = local_addr(&phone_socket, media_ip)?;
     let bridge_addr = local_addr(&bridge_socket, media_ip)?;
@@ -668,11 +697,19 @@ async fn prepare(
             }),
         media_dropped_threshold: config.jigasi.sip_media_dropped_threshold,
         hangup_on_media_dropped: config.jigasi.hangup_sip_on_media_dropped,
+        wall_clock: WallClock {
+            at: Instant::now().into_std(),
+            since_unix_epoch: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        },
+        rtcp_seed: rng.random(),
     };
     info!(%nick, %phone_rtp, %bridge_addr, "call media and nick");
     Ok(Prepared {
         call_config,
         phone_socket,
+        phone_rtcp_socket,
         bridge_socket,
         domain,
     })
@@ -825,6 +862,74 @@ pub(crate) async fn media_ip(
             probe.local_addr().ok().map(|a| a.ip())
         })
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// Binds the phone's RTP socket on a free even port of `--min-port`..`--max-port` and its RTCP
+/// socket on the next port (RFC 3550 §11); falls back to an odd RTP port when the range has
+/// no free even pair.
+pub(crate) async fn bind_rtp_rtcp_pair(
+    range: &RangeInclusive<u16>,
+    ip: IpAddr,
+) -> Result<(UdpSocket, UdpSocket), (u16, String)> {
+    let (first, last) = (u32::from(*range.start()), u32::from(*range.end()));
+    if last <= first {
+        return Err((
+            503,
+            format!("media port range {first}..={last} has no room for RTP and RTCP"),
+        ));
+    }
+    // Candidate RTP ports: `first..last` (so that + 1 stays in the range), even ones first.
+    let span = last - first;
+    let start = rand::rng().random_range(0..span);
+    let candidates = (0..span)
+        .map(|i| first + (start + i) % span)
+        .filter(|port| port % 2 == 0)
+        .chain(
+            (0..span)
+                .map(|i| first + (start + i) % span)
+                .filter(|port| port % 2 == 1),
+        )
+        .take(200);
+    for port in candidates {
+        let (Ok(rtp_port), Ok(rtcp_port)) = (u16::try_from(port), u16::try_from(port + 1)) else {
+            continue;
+        };
+        let Ok(rtp) = UdpSocket::bind(SocketAddr::new(ip, rtp_port)).await else {
+            continue;
+        };
+        if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, rtcp_port)).await {
+            return Ok((rtp, rtcp));
+        }
+    }
+    Err((
+        503,
+        format!("no free RTP/RTCP port pair in {first}..={last}"),
+    ))
+}
+
+/// The registry's copy of a call's quality, with the MOS estimates worked out.
+fn quality_sample(quality: &CallQuality) -> jigasi_api::CallQualitySample {
+    fn ms(duration: std::time::Duration) -> f64 {
+        duration.as_secs_f64() * 1000.0
+    }
+    let leg = |leg: &LegQuality| {
+        let stream = |stream: Option<StreamQuality>| {
+            stream.map(|s| jigasi_api::StreamQualitySample {
+                jitter_ms: ms(s.jitter),
+                loss_ratio: s.loss,
+                mos: s.mos(leg.codec, leg.rtt),
+            })
+        };
+        jigasi_api::LegQualitySample {
+            inbound: stream(leg.inbound),
+            outbound: stream(leg.outbound),
+            rtt_ms: leg.rtt.map(ms),
+        }
+    };
+    jigasi_api::CallQualitySample {
+        phone: quality.phone.as_ref().map(leg),
+        bridge: quality.bridge.as_ref().map(leg),
+    }
 }
 
 /// Binds a UDP socket on a free port of `--min-port`..`--max-port`.

@@ -312,6 +312,14 @@ async fn run_registry(
             RegistryEvent::Joined(id) => {
                 joined.insert(id);
             }
+            RegistryEvent::Quality(id, quality) => {
+                // Only while the call runs: a late report must not bring an ended call back.
+                if calls.contains_key(&id) {
+                    rest.send_modify(|s| {
+                        s.call_quality.insert(id.get(), quality);
+                    });
+                }
+            }
             RegistryEvent::MediaDropped(id) => {
                 let first = dropped_media.insert(id);
                 rest.send_modify(|s| {
@@ -357,6 +365,9 @@ async fn run_registry(
                 }
             }
             RegistryEvent::Ended(id) => {
+                rest.send_modify(|s| {
+                    s.call_quality.remove(&id.get());
+                });
                 if calls.remove(&id).is_some() {
                     publish_calls(&debug, &calls);
                 }

@@ -59,6 +59,11 @@ fn config() -> CallConfig {
         dtmf_minimal_tone: Duration::from_millis(70),
         media_dropped_threshold: Some(Duration::from_secs(10)),
         hangup_on_media_dropped: false,
+        wall_clock: WallClock {
+            at: Instant::now(),
+            since_unix_epoch: Duration::from_secs(1_795_323_967),
+        },
+        rtcp_seed: 7,
     }
 }
 
@@ -127,6 +132,8 @@ struct World {
     sip: Vec<SipCommand>,
     events: Vec<CallEvent>,
     to_phone: Vec<Vec<u8>>,
+    /// RTCP toward the phone: when, from which socket, where to, what.
+    to_phone_rtcp: Vec<(Instant, MediaSocket, SocketAddr, Vec<u8>)>,
     to_bridge: Vec<(SocketAddr, Vec<u8>)>,
     to_gateway_bridge: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     bridge_heard: BTreeMap<u32, Vec<Vec<u8>>>,
@@ -157,6 +164,7 @@ impl World {
             sip: Vec::new(),
             events: Vec::new(),
             to_phone: Vec::new(),
+            to_phone_rtcp: Vec::new(),
             to_bridge: Vec::new(),
             to_gateway_bridge: Vec::new(),
             bridge_heard: BTreeMap::new(),
@@ -190,7 +198,15 @@ impl World {
                 CallOutput::Sip(command) => self.sip.push(command),
                 CallOutput::Xmpp(stanza) => self.xmpp.push(stanza),
                 CallOutput::Transmit {
-                    socket: MediaSocket::Phone,
+                    socket: socket @ (MediaSocket::Phone | MediaSocket::PhoneRtcp),
+                    destination,
+                    contents,
+                } if jigasi_media::rtcp::is_rtcp(&contents) => {
+                    self.to_phone_rtcp
+                        .push((self.now, socket, destination, contents));
+                }
+                CallOutput::Transmit {
+                    socket: MediaSocket::Phone | MediaSocket::PhoneRtcp,
                     contents,
                     ..
                 } => {
@@ -1189,6 +1205,287 @@ fn a_stalled_call_catches_up_without_moving_its_grid() {
         "missed frames not caught up"
     );
     assert_eq!(world.call.next_tick, Some(due + Duration::from_millis(60)));
+}
+
+/// The RTCP packet types of a compound datagram.
+fn rtcp_types(datagram: &[u8]) -> Vec<u8> {
+    jigasi_media::rtcp::parse_compound(datagram)
+        .map(|p| match p.unwrap() {
+            RtcpPacket::SenderReport { .. } => 200,
+            RtcpPacket::ReceiverReport { .. } => 201,
+            RtcpPacket::Other { packet_type } => packet_type,
+        })
+        .collect()
+}
+
+use jigasi_media::rtcp::{ReportBlock, RtcpPacket, SenderInfo};
+
+const PHONE_RTCP: &str = "192.0.2.10:4001";
+const GATEWAY_PHONE_RTCP: &str = "10.0.0.2:30001";
+
+/// The phone's RTCP datagram: an RR (or SR) with one block on the gateway's stream.
+fn phone_report(block: ReportBlock, sender: Option<SenderInfo>) -> Vec<u8> {
+    let mut buf = [0u8; 128];
+    let len = match sender {
+        Some(info) => jigasi_media::rtcp::write_sender_report(
+            Ssrc::new(0xdead_beef),
+            &info,
+            &[block],
+            &mut buf,
+        ),
+        None => {
+            jigasi_media::rtcp::write_receiver_report(Ssrc::new(0xdead_beef), &[block], &mut buf)
+        }
+    }
+    .unwrap();
+    buf[..len].to_vec()
+}
+
+#[test]
+fn rtcp_reports_reach_the_phone_on_a_randomized_five_second_interval() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    let answered = world.now;
+    talk(&mut world, 30, 440.0, &[(1001, 1000.0)]);
+    let reports = &world.to_phone_rtcp;
+    assert!(reports.len() >= 4, "{} reports in 30 s", reports.len());
+    // The first comes soon: half the interval, ±50 %.
+    let first = reports[0].0 - answered;
+    assert!(
+        first >= Duration::from_millis(1250) && first <= Duration::from_millis(3800),
+        "{first:?}"
+    );
+    let gaps: Vec<Duration> = reports.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    for gap in &gaps {
+        assert!(
+            *gap >= Duration::from_millis(2500) && *gap <= Duration::from_millis(7520),
+            "{gaps:?}"
+        );
+    }
+    assert!(
+        gaps.iter()
+            .any(|g| g.abs_diff(gaps[0]) > Duration::from_millis(100)),
+        "randomized: {gaps:?}"
+    );
+    for (_, socket, destination, datagram) in reports {
+        assert_eq!(*socket, MediaSocket::PhoneRtcp);
+        assert_eq!(*destination, PHONE_RTCP.parse().unwrap(), "RTP port + 1");
+        // We send to the phone: sender reports, with a block on its stream, and the CNAME.
+        assert_eq!(rtcp_types(datagram), [200, 202]);
+        let Some(Ok(RtcpPacket::SenderReport {
+            sender, reports, ..
+        })) = jigasi_media::rtcp::parse_compound(datagram).next()
+        else {
+            panic!("not an SR");
+        };
+        assert_eq!(sender, Ssrc::new(0x1234_5678));
+        assert_eq!(
+            reports.iter().next().map(|b| b.ssrc),
+            Some(Ssrc::new(0xdead_beef))
+        );
+    }
+    // The same seed gives the same schedule; another seed another one.
+    let schedule = |seed: u64| {
+        let mut config = config();
+        config.rtcp_seed = seed;
+        let mut call = Call::dial_in(config, PCMU_OFFER.as_bytes()).unwrap();
+        (0..5)
+            .map(|_| call.rtcp_interval(false))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(schedule(1), schedule(1));
+    assert_ne!(schedule(1), schedule(2));
+}
+
+#[test]
+fn a_phone_on_hold_gets_receiver_reports() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
+    let hold = PCMU_OFFER
+        .replace("a=sendrecv", "a=sendonly")
+        .replace("o=phone 1 1", "o=phone 1 2");
+    world.call.answer_re_offer(hold.as_bytes()).unwrap();
+    let held_at = world.now;
+    talk(&mut world, 12, 440.0, &[(1001, 1000.0)]);
+    // The first report after the hold may still cover packets sent before it; then RRs.
+    let after: Vec<Vec<u8>> = world
+        .to_phone_rtcp
+        .iter()
+        .filter(|(at, ..)| *at > held_at)
+        .map(|(_, _, _, d)| rtcp_types(d))
+        .collect();
+    assert!(after.len() >= 2, "{after:?}");
+    assert!(after[1..].iter().all(|t| t == &[201, 202]), "{after:?}");
+}
+
+#[test]
+fn rtt_and_outbound_loss_come_from_the_phones_receiver_report() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 4, 440.0, &[(1001, 1000.0)]);
+    let (sent_at, _, _, sr) = world.to_phone_rtcp.last().cloned().expect("an SR by now");
+    let Some(Ok(RtcpPacket::SenderReport { info, .. })) =
+        jigasi_media::rtcp::parse_compound(&sr).next()
+    else {
+        panic!("not an SR");
+    };
+    // The phone held our SR 100 ms and its RR arrives 150 ms after we sent the SR: RTT 50 ms.
+    let rr = phone_report(
+        ReportBlock {
+            ssrc: Ssrc::new(0x1234_5678),
+            fraction_lost: 13, // 13/256 ≈ 5 %
+            cumulative_lost: 3,
+            highest_sequence: 150,
+            jitter: 80, // 10 ms at 8 kHz
+            last_sr: info.ntp_time.middle32(),
+            delay_since_last_sr: 65_536 / 10,
+        },
+        None,
+    );
+    let phone_rtcp: SocketAddr = "192.0.2.10:4101".parse().unwrap();
+    world.call.handle_datagram(
+        sent_at + Duration::from_millis(150),
+        MediaSocket::PhoneRtcp,
+        phone_rtcp,
+        GATEWAY_PHONE_RTCP.parse().unwrap(),
+        &rr,
+    );
+    let quality = world.call.quality();
+    let phone = quality.phone.expect("phone leg");
+    let rtt = phone.rtt.expect("rtt");
+    assert!(
+        rtt.abs_diff(Duration::from_millis(50)) < Duration::from_millis(1),
+        "{rtt:?}"
+    );
+    let outbound = phone.outbound.expect("outbound");
+    assert!((outbound.loss - 13.0 / 256.0).abs() < 1e-9);
+    assert_eq!(outbound.jitter, Duration::from_millis(10));
+    let inbound = phone.inbound.expect("inbound");
+    assert_eq!(inbound.loss, 0.0);
+    assert!(inbound.jitter < Duration::from_millis(2), "{inbound:?}");
+    // Clean inbound at 50 ms RTT: a good MOS; 5 % outbound loss: a lower one.
+    let (mos_in, mos_out) = (phone.inbound_mos().unwrap(), phone.outbound_mos().unwrap());
+    assert!(mos_in > 4.3, "{mos_in}");
+    assert!(mos_out < mos_in - 0.3, "{mos_out} vs {mos_in}");
+    assert_eq!(phone.codec, CodecImpairment::G711_PLC);
+    // The bridge leg (str0m's stats on the simulated bridge) is measured too.
+    let bridge = quality.bridge.expect("bridge leg");
+    assert!(
+        bridge.inbound.is_some() && bridge.rtt.is_some(),
+        "{bridge:?}"
+    );
+    assert_eq!(quality.phone_rtcp_dropped, 0);
+    // Symmetric RTCP: the next report goes where the valid RR came from.
+    talk(&mut world, 8, 440.0, &[(1001, 1000.0)]);
+    let (_, socket, destination, _) = world.to_phone_rtcp.last().unwrap();
+    assert_eq!(
+        (*socket, *destination),
+        (MediaSocket::PhoneRtcp, phone_rtcp)
+    );
+}
+
+#[test]
+fn malformed_rtcp_is_counted_and_dropped_and_the_call_goes_on() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
+    let attacker: SocketAddr = "198.51.100.66:5001".parse().unwrap();
+    let mut truncated = phone_report(ReportBlock::default(), None);
+    truncated.truncate(20);
+    for garbage in [
+        &b"not rtcp at all"[..],
+        &[][..],
+        &[0x80, 201, 0, 40, 0, 0, 0, 1][..],
+        &truncated[..],
+    ] {
+        world.call.handle_datagram(
+            world.now,
+            MediaSocket::PhoneRtcp,
+            attacker,
+            GATEWAY_PHONE_RTCP.parse().unwrap(),
+            garbage,
+        );
+    }
+    // A malformed RR multiplexed on the RTP port is RTCP too, and dropped the same way.
+    world.call.handle_datagram(
+        world.now,
+        MediaSocket::Phone,
+        attacker,
+        GATEWAY_PHONE_RTP.parse().unwrap(),
+        &[0x81, 201, 0, 1, 0, 0, 0, 1],
+    );
+    assert_eq!(world.call.quality().phone_rtcp_dropped, 5);
+    let sent = world.to_phone.len();
+    talk(&mut world, 8, 440.0, &[(1001, 1000.0)]);
+    assert!(world.to_phone.len() >= sent + 400, "audio goes on");
+    assert!(!world.call.is_ended());
+    assert!(
+        !world
+            .events
+            .iter()
+            .any(|e| matches!(e, CallEvent::Ended { .. }))
+    );
+    assert!(
+        world
+            .to_phone_rtcp
+            .iter()
+            .all(|(_, _, d, _)| *d == PHONE_RTCP.parse().unwrap()),
+        "no RTCP steered to the attacker"
+    );
+    // Phone-leg figures untouched by the garbage.
+    assert!(world.call.quality().phone.unwrap().outbound.is_none());
+}
+
+#[test]
+fn rtcp_multiplexed_on_the_rtp_port_is_answered_there_and_hangup_sends_bye() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
+    let sr = phone_report(
+        ReportBlock {
+            ssrc: Ssrc::new(0x1234_5678),
+            ..ReportBlock::default()
+        },
+        Some(SenderInfo {
+            ntp_time: NtpTime(5 << 32),
+            rtp_time: 1,
+            packet_count: 50,
+            octet_count: 8000,
+        }),
+    );
+    world.call.handle_datagram(
+        world.now,
+        MediaSocket::Phone,
+        PHONE.parse().unwrap(),
+        GATEWAY_PHONE_RTP.parse().unwrap(),
+        &sr,
+    );
+    assert!(world.call.quality().phone.unwrap().outbound.is_some());
+    talk(&mut world, 8, 440.0, &[(1001, 1000.0)]);
+    let (_, socket, destination, report) = world.to_phone_rtcp.last().unwrap().clone();
+    assert_eq!(
+        (socket, destination),
+        (MediaSocket::Phone, PHONE.parse().unwrap())
+    );
+    // Our block on the phone's stream answers its SR: LSR is the middle of its NTP time.
+    let Some(Ok(RtcpPacket::SenderReport { reports, .. })) =
+        jigasi_media::rtcp::parse_compound(&report).next()
+    else {
+        panic!("not an SR");
+    };
+    assert_eq!(
+        reports.iter().next().map(|b| b.last_sr),
+        Some(NtpTime(5 << 32).middle32())
+    );
+    // Hanging up from our side: an RTCP BYE, then the SIP BYE.
+    let before = world.to_phone_rtcp.len();
+    world.call.hang_up(world.now, "test");
+    world.drain_call();
+    let bye = &world.to_phone_rtcp[before..];
+    assert_eq!(bye.len(), 1);
+    assert_eq!(rtcp_types(&bye[0].3)[1..], [202, 203]);
+    assert!(matches!(world.sip.last(), Some(SipCommand::Hangup { .. })));
 }
 
 #[test]

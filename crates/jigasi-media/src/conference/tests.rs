@@ -707,12 +707,23 @@ fn rtcp_is_sr_after_sending_else_rr_with_cname_and_bye() {
         .unwrap();
     assert_eq!(types(&out[..n]), [201, 202]);
     assert!(out[..n].windows(18).any(|w| w == b"jigasi-rs-000007d1"));
+    assert_eq!(conference.phone_stats(id).unwrap().local_report, None);
     tick_all(&mut conference, &mut [], &mut phones, start, 5);
     let n = conference
         .write_phone_rtcp(start + FRAME * 5, NtpTime(2 << 32), id, false, &mut out)
         .unwrap();
     assert_eq!(types(&out[..n]), [200, 202]);
-    // Nothing sent since that SR (no tick): back to an RR, now with the phone's block.
+    // On hold nothing is sent: an RR although the tick ran.
+    conference.set_sending(id, false).unwrap();
+    tick_all(&mut conference, &mut [], &mut phones, start + FRAME * 5, 3);
+    assert!(conference.outputs().all(|o| o.to_phone.is_none()));
+    assert_eq!(conference.phone_stats(id).unwrap().sent_packets, 5);
+    let n = conference
+        .write_phone_rtcp(start + FRAME * 8, NtpTime(2 << 32), id, false, &mut out)
+        .unwrap();
+    assert_eq!(types(&out[..n]), [201, 202]);
+    conference.set_sending(id, true).unwrap();
+    // Nothing sent since that report (no tick): an RR again, now with the phone's block.
     let n = conference
         .write_phone_rtcp(start + FRAME * 5, NtpTime(3 << 32), id, true, &mut out)
         .unwrap();
@@ -723,6 +734,10 @@ fn rtcp_is_sr_after_sending_else_rr_with_cname_and_bye() {
         panic!("expected an RR");
     };
     assert_eq!(reports.len(), 1);
+    assert_eq!(
+        conference.phone_stats(id).unwrap().local_report,
+        reports.iter().next()
+    );
     assert!(matches!(
         conference.write_phone_rtcp(start, NtpTime(0), id, true, &mut out[..40]),
         Err(ConferenceError::Rtcp(_))
