@@ -182,6 +182,13 @@ pub enum SipInput {
 pub enum CallEvent {
     /// The participant joined the room.
     Joined,
+    /// The room now has `others` occupants besides us (the focus included): this call's share
+    /// of Jigasi's brewery `participants` statistic (room members − 1, jigasi-behaviour.md
+    /// §1.14). Reported after [`CallEvent::Joined`] and on every change.
+    Occupants {
+        /// Other occupants, the focus included.
+        others: usize,
+    },
     /// The phone was answered and the bridge offer accepted.
     Answered,
     /// Media to the bridge is up.
@@ -821,7 +828,10 @@ impl Call {
 
     fn on_conference_event(&mut self, now: Instant, event: ConferenceEvent) {
         match event {
-            ConferenceEvent::Joined { .. } => self.event(CallEvent::Joined),
+            ConferenceEvent::Joined { occupants } => {
+                self.event(CallEvent::Joined);
+                self.event(CallEvent::Occupants { others: occupants });
+            }
             ConferenceEvent::SessionAccepted => match (&self.direction, self.sip) {
                 (Direction::In { answer_sdp }, SipState::Ringing) => {
                     self.out.push_back(CallOutput::Sip(SipCommand::Answer {
@@ -876,7 +886,10 @@ impl Call {
                 }
                 self.pump_media_events();
             }
-            ConferenceEvent::SessionTerminated { .. } | ConferenceEvent::OccupantsChanged(_) => {}
+            ConferenceEvent::OccupantsChanged(others) => {
+                self.event(CallEvent::Occupants { others });
+            }
+            ConferenceEvent::SessionTerminated { .. } => {}
             ConferenceEvent::MuteChanged(muted) => {
                 let _ = self.media.set_muted(self.config.id, muted);
             }

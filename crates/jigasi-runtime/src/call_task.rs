@@ -34,6 +34,8 @@ use tracing::{Instrument, info, info_span, warn};
 pub(crate) enum RegistryEvent {
     /// The call's participant joined its room.
     Joined(CallId),
+    /// The call's room has this many occupants besides us (the focus included).
+    Occupants(CallId, usize),
     /// The phone stopped sending RTP (once per silence).
     MediaDropped(CallId),
     /// The call's measured quality (every [`QUALITY_INTERVAL`]).
@@ -467,6 +469,12 @@ impl CallRunner {
                     CallEvent::Answered => {
                         info!("answered the phone");
                         self.report_progress().await;
+                    }
+                    CallEvent::Occupants { others } => {
+                        let _ = self
+                            .registry
+                            .send(RegistryEvent::Occupants(self.id, others))
+                            .await;
                     }
                     CallEvent::MediaConnected => info!("media to the bridge connected"),
                     CallEvent::ConferenceLost => {

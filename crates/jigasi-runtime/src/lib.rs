@@ -295,8 +295,9 @@ async fn answer_when_joined(
     let _ = reply.send(result);
 }
 
-/// Keeps the statistics from the calls' reports: `conferences` (calls in a room), and Jigasi's
-/// `stress_level` and totals, for the brewery presence and `/about/stats`.
+/// Keeps the statistics from the calls' reports: `conferences` (calls in a room),
+/// `participants` (Σ room members − 1 over them, what Jicofo balances dial-outs on), and
+/// Jigasi's `stress_level` and totals, for the brewery presence and `/about/stats`.
 async fn run_registry(
     mut events: mpsc::Receiver<RegistryEvent>,
     brewery: watch::Sender<Stats>,
@@ -306,11 +307,15 @@ async fn run_registry(
 ) {
     let mut joined = std::collections::BTreeSet::new();
     let mut calls: BTreeMap<CallId, DebugCall> = BTreeMap::new();
+    let mut occupants = std::collections::BTreeMap::new();
     let mut dropped_media = std::collections::BTreeSet::new();
     while let Some(event) = events.recv().await {
         match event {
             RegistryEvent::Joined(id) => {
                 joined.insert(id);
+            }
+            RegistryEvent::Occupants(id, others) => {
+                occupants.insert(id, others);
             }
             RegistryEvent::Quality(id, quality) => {
                 // Only while the call runs: a late report must not bring an ended call back.
@@ -372,6 +377,7 @@ async fn run_registry(
                     publish_calls(&debug, &calls);
                 }
                 dropped_media.remove(&id);
+                occupants.remove(&id);
                 if joined.remove(&id) {
                     rest.send_modify(|s| s.total_conferences_completed += 1);
                 }
@@ -379,14 +385,22 @@ async fn run_registry(
         }
         let conferences = u32::try_from(joined.len()).unwrap_or(u32::MAX);
         let stress = f64::from(conferences) / f64::from(threshold.max(1));
+        // Jigasi: Σ (room members − 1) over joined calls (the focus not counted, we are).
+        let participants: usize = joined
+            .iter()
+            .map(|id| occupants.get(id).copied().unwrap_or(0))
+            .sum();
+        let participants = u32::try_from(participants).unwrap_or(u32::MAX);
         brewery.send_if_modified(|stats| {
-            let changed = stats.conferences != conferences;
+            let changed = stats.conferences != conferences || stats.participants != participants;
             stats.conferences = conferences;
+            stats.participants = participants;
             stats.stress_level = stress;
             changed
         });
         rest.send_modify(|s| {
             s.conferences = u64::from(conferences);
+            s.participants = u64::from(participants);
             s.stress_level = stress;
         });
     }

@@ -521,6 +521,41 @@ fn tone_440_up_and_1000_down_through_a_dial_in_call() {
 }
 
 #[test]
+fn room_occupants_are_reported_for_the_brewery_participants_count() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    let occupants = |world: &World| -> Vec<usize> {
+        world
+            .events
+            .iter()
+            .filter_map(|e| {
+                if let CallEvent::Occupants { others } = e {
+                    Some(*others)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    };
+    // Reported with the join (nobody else yet in this scripted room).
+    assert_eq!(occupants(&world), vec![0]);
+    let now = world.now;
+    let presence = |kind: &str| {
+        parse(&format!(
+            "<presence xmlns='jabber:client' from='{ROOM}/web1'{kind}>\
+             <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/></x></presence>"
+        ))
+    };
+    world.call.handle_xmpp_stanza(now, &presence(""));
+    world.drain_call();
+    world
+        .call
+        .handle_xmpp_stanza(now, &presence(" type='unavailable'"));
+    world.drain_call();
+    assert_eq!(occupants(&world), vec![0, 1, 0]);
+}
+
+#[test]
 fn three_remote_speakers_are_mixed_and_each_audible() {
     let mut world = World::new();
     world.join_and_invite(&[1001, 1002, 1003]);
