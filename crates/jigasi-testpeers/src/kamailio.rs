@@ -308,6 +308,7 @@ fn render_dispatcher(dispatcher: &Dispatcher, dir: &Path) -> (String, String, St
     let module = format!(
         "loadmodule \"dispatcher.so\"\n\
          modparam(\"dispatcher\", \"list_file\", \"{list}\")\n\
+         modparam(\"dispatcher\", \"flags\", 2)\n\
          modparam(\"dispatcher\", \"ds_ping_interval\", {probe})\n\
          modparam(\"dispatcher\", \"ds_probing_mode\", 0)\n\
          modparam(\"dispatcher\", \"ds_ping_from\", \"sip:dispatcher@127.0.0.1\")\n",
@@ -676,6 +677,8 @@ mod tests {
             "loadmodule \"dispatcher.so\"",
             "modparam(\"dispatcher\", \"list_file\", \"/tmp/k/dispatcher.list\")",
             "modparam(\"dispatcher\", \"ds_ping_interval\", 3)",
+            // Failover support: the other destinations are kept for ds_next_dst.
+            "modparam(\"dispatcher\", \"flags\", 2)",
             "if (is_method(\"INVITE\") && $rU == \"jigasi\") {",
             "ds_select_dst(\"1\", \"4\")",
             "t_on_failure(\"DISPATCH_FAILOVER\");",
