@@ -434,8 +434,8 @@ impl Call {
             .map_err(|e| CallError::Address(e.to_string()))?;
         let phone_remote = SocketAddr::new(negotiation.remote_address, negotiation.remote_port);
         let call = Self {
-            phone_rtcp_remote: rtcp_address(phone_remote),
-            phone_rtcp_mux: false,
+            phone_rtcp_remote: rtcp_target(&negotiation),
+            phone_rtcp_mux: negotiation.rtcp_mux,
             next_rtcp: None,
             rtcp_rng: config.rtcp_seed,
             phone_rtcp_dropped: 0,
@@ -664,7 +664,8 @@ impl Call {
             Ok(negotiation) => {
                 self.phone_remote =
                     SocketAddr::new(negotiation.remote_address, negotiation.remote_port);
-                self.phone_rtcp_remote = rtcp_address(self.phone_remote);
+                self.phone_rtcp_remote = rtcp_target(&negotiation);
+                self.phone_rtcp_mux = negotiation.rtcp_mux;
                 let _ = self
                     .media
                     .set_sending(self.config.id, negotiation.sending());
@@ -1046,9 +1047,13 @@ impl Call {
                         answer.negotiation.remote_address,
                         answer.negotiation.remote_port,
                     );
-                    if remote != self.phone_remote {
-                        self.phone_rtcp_remote = rtcp_address(remote);
+                    let rtcp = |n: &Negotiation| (n.remote_address, n.remote_port, n.remote_rtcp);
+                    if remote != self.phone_remote
+                        || self.negotiation.as_ref().map(rtcp) != Some(rtcp(&answer.negotiation))
+                    {
+                        self.phone_rtcp_remote = rtcp_target(&answer.negotiation);
                     }
+                    self.phone_rtcp_mux = answer.negotiation.rtcp_mux;
                     self.phone_remote = remote;
                 }
                 let _ = self
@@ -1316,6 +1321,16 @@ fn codec_kind(name: &str) -> Option<CodecKind> {
 /// The phone's RTCP address by default: the RTP port + 1 (RFC 3550 §11).
 fn rtcp_address(rtp: SocketAddr) -> SocketAddr {
     SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1))
+}
+
+/// Where the phone wants RTCP: its `a=rtcp` (RFC 3605), else its RTP port + 1.
+fn rtcp_target(negotiation: &Negotiation) -> SocketAddr {
+    negotiation.remote_rtcp.unwrap_or_else(|| {
+        rtcp_address(SocketAddr::new(
+            negotiation.remote_address,
+            negotiation.remote_port,
+        ))
+    })
 }
 
 /// The audio engine's settings for the negotiated phone codec.

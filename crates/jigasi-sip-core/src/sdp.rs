@@ -168,6 +168,30 @@ impl MediaDescription {
             .find(|(p, _)| *p == pt)
             .map(|(_, f)| f.as_str())
     }
+
+    /// `a=rtcp:<port> [IN IP4|IP6 <address>]` (RFC 3605): where the peer wants RTCP, when not
+    /// on the RTP port + 1. A malformed attribute is ignored (the default applies).
+    pub fn rtcp_attribute(&self) -> Option<(u16, Option<std::net::IpAddr>)> {
+        self.other.iter().find_map(|attribute| {
+            let value = attribute.strip_prefix("rtcp:")?;
+            let mut parts = value.split_whitespace();
+            let port = parts.next()?.parse().ok()?;
+            let address = match (parts.next(), parts.next(), parts.next()) {
+                (Some(net), Some(_), Some(address)) if net.eq_ignore_ascii_case("IN") => {
+                    address.parse().ok()
+                }
+                _ => None,
+            };
+            Some((port, address))
+        })
+    }
+
+    /// Whether `a=rtcp-mux` (RFC 5761) is present: RTCP on the RTP port.
+    pub fn rtcp_mux(&self) -> bool {
+        self.other
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case("rtcp-mux"))
+    }
 }
 
 /// `a=rtpmap:<pt> <name>/<clock>[/<channels>]` (RFC 4566 §6).

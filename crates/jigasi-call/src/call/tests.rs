@@ -1536,3 +1536,29 @@ fn debug_view_shows_the_sip_state_and_the_agreed_codec() {
         "no codec before the phone answers"
     );
 }
+
+#[test]
+fn rtcp_goes_where_the_offer_says_a_rtcp_port_or_rtcp_mux() {
+    for (attribute, socket, destination) in [
+        (
+            "a=rtcp:4011 IN IP4 192.0.2.11\r\n",
+            MediaSocket::PhoneRtcp,
+            "192.0.2.11:4011",
+        ),
+        ("a=rtcp-mux\r\n", MediaSocket::Phone, PHONE),
+    ] {
+        let mut world = World::new();
+        let offer = PCMU_OFFER.replace("a=sendrecv\r\n", &format!("a=sendrecv\r\n{attribute}"));
+        world.call = Call::dial_in(config(), offer.as_bytes()).unwrap();
+        world.join_and_invite(&[1001]);
+        talk(&mut world, 5, 440.0, &[(1001, 1000.0)]);
+        assert!(!world.to_phone_rtcp.is_empty(), "{attribute}");
+        for (_, s, d, _) in &world.to_phone_rtcp {
+            assert_eq!(
+                (*s, *d),
+                (socket, destination.parse().unwrap()),
+                "{attribute}"
+            );
+        }
+    }
+}

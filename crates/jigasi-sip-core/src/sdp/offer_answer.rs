@@ -3,7 +3,7 @@
 //!
 //! Pure: addresses, ports and SRTP keys come in as arguments (keys from the caller's RNG).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use jigasi_types::PayloadType;
 
@@ -190,6 +190,11 @@ pub struct Negotiation {
     pub remote_ptime: Option<u32>,
     /// SRTP, when negotiated.
     pub srtp: Option<SrtpParams>,
+    /// Where the peer wants RTCP (`a=rtcp`, RFC 3605), when not on the RTP port + 1 of
+    /// `remote_address`.
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RTCP is multiplexed on the RTP ports (RFC 5761): offered and answered.
+    pub rtcp_mux: bool,
 }
 
 impl Negotiation {
@@ -548,6 +553,9 @@ impl SdpSession {
             direction: answer.direction_for(media).reversed(),
             remote_ptime: media.ptime,
             srtp,
+            remote_rtcp: remote_rtcp(media, connection.address),
+            // We never offer rtcp-mux, so an answer cannot choose it (RFC 5761 §5.1.1).
+            rtcp_mux: false,
         })
     }
 
@@ -598,6 +606,13 @@ impl PeerIncompatible {
             Self::NoCryptoSuite => 3,
         }
     }
+}
+
+/// The peer's RTCP address from `a=rtcp` (RFC 3605), the media address when it names none.
+fn remote_rtcp(media: &MediaDescription, address: IpAddr) -> Option<SocketAddr> {
+    media
+        .rtcp_attribute()
+        .map(|(port, rtcp_address)| SocketAddr::new(rtcp_address.unwrap_or(address), port))
 }
 
 /// The answer to a stream we do not take: same media and proto, port 0 (RFC 3264 §6).
@@ -752,7 +767,12 @@ fn answer_audio(
         ptime: Some(ptime),
         maxptime: None,
         crypto,
-        other: Vec::new(),
+        // RFC 5761 §5.1.1: accept multiplexing when offered; our RTP socket demultiplexes.
+        other: if media.rtcp_mux() {
+            vec!["rtcp-mux".to_owned()]
+        } else {
+            Vec::new()
+        },
     };
     let negotiation = Negotiation {
         telephone_event: telephone_event.map(|te| TelephoneEvent {
@@ -766,6 +786,8 @@ fn answer_audio(
         direction,
         remote_ptime: media.ptime,
         srtp: chosen_crypto,
+        remote_rtcp: remote_rtcp(media, connection.address),
+        rtcp_mux: media.rtcp_mux(),
     };
     Ok(Ok((answered, negotiation)))
 }

@@ -613,6 +613,61 @@ fn sdes_dial_out_offer_and_answer() {
 }
 
 #[test]
+fn rtcp_port_and_rtcp_mux_from_the_offer_and_the_answer() {
+    // No a=rtcp, no rtcp-mux: RTCP on the RTP port + 1, nothing about it in the answer.
+    let plain = answer(ASTERISK_OFFER, &local()).unwrap();
+    assert_eq!(plain.negotiation.remote_rtcp, None);
+    assert!(!plain.negotiation.rtcp_mux);
+    assert!(!plain.sdp.contains("rtcp"), "{}", plain.sdp);
+
+    // RFC 3605 with an address, and RFC 5761 multiplexing: both taken, mux answered.
+    let offer = ASTERISK_OFFER.replace(
+        "a=sendrecv\r\n",
+        "a=sendrecv\r\na=rtcp:12011 IN IP4 203.0.113.77\r\na=rtcp-mux\r\n",
+    );
+    let a = answer(&offer, &local()).unwrap();
+    assert_eq!(
+        a.negotiation.remote_rtcp,
+        Some("203.0.113.77:12011".parse().unwrap())
+    );
+    assert!(a.negotiation.rtcp_mux);
+    assert!(a.sdp.contains("\r\na=rtcp-mux\r\n"), "{}", a.sdp);
+
+    // A port alone uses the media address; a malformed attribute is ignored.
+    let port_only = ASTERISK_OFFER.replace("a=sendrecv\r\n", "a=sendrecv\r\na=rtcp:12021\r\n");
+    let a = answer(&port_only, &local()).unwrap();
+    assert_eq!(
+        a.negotiation.remote_rtcp,
+        Some("203.0.113.5:12021".parse().unwrap())
+    );
+    let broken = ASTERISK_OFFER.replace("a=sendrecv\r\n", "a=sendrecv\r\na=rtcp:abc\r\n");
+    assert_eq!(
+        answer(&broken, &local()).unwrap().negotiation.remote_rtcp,
+        None
+    );
+
+    // A dial-out answer's a=rtcp is honoured too; mux cannot be chosen (we never offer it).
+    let mut s = session();
+    let ours = s.offer(&local()).unwrap();
+    assert!(!ours.sdp.contains("rtcp"), "{}", ours.sdp);
+    let reply = sdp(&[
+        "v=0",
+        "o=pbx 9 9 IN IP4 203.0.113.9",
+        "s=-",
+        "c=IN IP4 203.0.113.9",
+        "t=0 0",
+        "m=audio 16000 RTP/AVP 0",
+        "a=rtcp:16005",
+        "a=rtcp-mux",
+    ]);
+    let n = s
+        .process_answer(&ours, &SessionDescription::parse(reply.as_bytes()).unwrap())
+        .unwrap();
+    assert_eq!(n.remote_rtcp, Some("203.0.113.9:16005".parse().unwrap()));
+    assert!(!n.rtcp_mux);
+}
+
+#[test]
 fn offer_needs_an_enabled_codec() {
     let mut none = local();
     none.codecs.iter_mut().for_each(|c| c.priority = 0);
