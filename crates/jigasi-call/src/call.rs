@@ -18,12 +18,13 @@ use jigasi_media::quality::{CodecImpairment, LegQuality, StreamQuality};
 use jigasi_media::rtcp::{self, NtpTime};
 use jigasi_media::{
     AudioLevel, BridgePacket, CodecKind, Conference, ConferenceError, DtmfDigit, DtmfMethod,
-    DtmfReceived, MediaEvent, PhoneConfig,
+    DtmfReceived, MediaEvent, PhoneConfig, PhoneSrtpStats, SrtpKeys, SrtpMasterKey, SrtpSuite,
 };
 use jigasi_sip_core::sdp::{
-    CodecPreference, LocalMedia, Negotiation, Offer, SdpSession, SessionDescription,
+    CodecPreference, LocalMedia, Negotiation, Offer, SdesKey, SdesSuite, SdpSession,
+    SessionDescription, SrtpPolicy,
 };
-use jigasi_types::{CallId, PayloadType, Ssrc};
+use jigasi_types::{CallId, PayloadType, Secret, Ssrc};
 use minidom::Element;
 
 use crate::conference::{
@@ -241,6 +242,14 @@ pub struct CallConfig {
     pub phone_rtp: SocketAddr,
     /// Codec preferences (`Encodings.*`).
     pub codecs: Vec<CodecPreference>,
+    /// SDES-SRTP on the phone leg (`DEFAULT_ENCRYPTION`, `SAVP_OPTION`): off, best-effort or
+    /// required.
+    pub srtp: SrtpPolicy,
+    /// Our SDES master key and salt for this call (random, from the caller's RNG); needed
+    /// unless `srtp` is off. Kept across re-INVITEs.
+    pub sdes_key: Option<Secret<SdesKey>>,
+    /// The SDES suites we offer and accept, preferred first (`SDES_CIPHER_SUITES`).
+    pub sdes_suites: Vec<SdesSuite>,
     /// Our SSRC toward the phone.
     pub phone_ssrc: Ssrc,
     /// SDP session id (random).
@@ -419,6 +428,9 @@ impl Call {
         })?;
         let mut local_media = LocalMedia::new(config.phone_rtp.ip(), config.phone_rtp.port());
         local_media.codecs = config.codecs.clone();
+        local_media.srtp = config.srtp;
+        local_media.sdes_key = config.sdes_key.as_ref().map(|key| *key.expose());
+        local_media.sdes_suites = config.sdes_suites.clone();
         let mut sdp = SdpSession::new("jigasi-rs", config.sdp_session_id);
         let answer = sdp
             .answer(&offer, &local_media)
@@ -470,6 +482,9 @@ impl Call {
     ) -> Result<Self, CallError> {
         let mut local_media = LocalMedia::new(config.phone_rtp.ip(), config.phone_rtp.port());
         local_media.codecs = config.codecs.clone();
+        local_media.srtp = config.srtp;
+        local_media.sdes_key = config.sdes_key.as_ref().map(|key| *key.expose());
+        local_media.sdes_suites = config.sdes_suites.clone();
         let mut sdp = SdpSession::new("jigasi-rs", config.sdp_session_id);
         let offer = sdp.offer(&local_media).map_err(|e| CallError::Offer {
             status: 500,
@@ -506,6 +521,12 @@ impl Call {
             ended_reported: false,
             out: VecDeque::new(),
         })
+    }
+
+    /// The phone leg's SRTP counters (packets protected and unprotected, authentication
+    /// failures, replays), when the leg is SDES-SRTP.
+    pub fn phone_srtp(&self) -> Option<PhoneSrtpStats> {
+        self.media.phone_stats(self.config.id)?.srtp
     }
 
     /// The conference occupant JID (for the Rayo `<ref>` and the hangup IQ routing).
@@ -1041,6 +1062,10 @@ impl Call {
                     if let Ok(config) = phone_config(&self.config, &answer.negotiation) {
                         let _ = self.media.add_phone(self.config.id, config);
                     }
+                } else if let Ok(keys) = srtp_keys(&answer.negotiation) {
+                    // Same codec: the SRTP keys may still change (the phone rekeys, or SRTP
+                    // goes on or off); unchanged directions keep their SRTP state.
+                    let _ = self.media.set_phone_srtp(self.config.id, keys);
                 }
                 if !answer.negotiation.remote_address.is_unspecified() {
                     let remote = SocketAddr::new(
@@ -1354,8 +1379,31 @@ fn phone_config(config: &CallConfig, negotiation: &Negotiation) -> Result<PhoneC
     phone.first_sequence = config.first_sequence;
     phone.first_timestamp = config.first_timestamp;
     phone.first_bridge_timestamp = config.first_timestamp.rotate_left(7);
+    phone.srtp = srtp_keys(negotiation)?;
     Ok(phone)
+}
+
+/// The engine's SRTP keys for the negotiated SDES, if any.
+fn srtp_keys(negotiation: &Negotiation) -> Result<Option<SrtpKeys>, CallError> {
+    let Some(params) = &negotiation.srtp else {
+        return Ok(None);
+    };
+    let remote = SrtpMasterKey::from_slice(&params.remote_key).map_err(|e| CallError::Offer {
+        status: 488,
+        reason: e.to_string(),
+    })?;
+    Ok(Some(SrtpKeys {
+        suite: match params.suite {
+            SdesSuite::AesCm128HmacSha1_80 => SrtpSuite::AesCm128HmacSha1_80,
+            SdesSuite::AesCm128HmacSha1_32 => SrtpSuite::AesCm128HmacSha1_32,
+        },
+        local: SrtpMasterKey::new(&params.local_key),
+        remote,
+    }))
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod srtp_tests;

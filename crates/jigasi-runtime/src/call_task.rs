@@ -432,6 +432,21 @@ impl CallRunner {
         // Flush the last stanzas (session-terminate, leave) and close the per-call connection.
         self.drain().await;
         self.xmpp.close().await;
+        if let Some(srtp) = self.call.phone_srtp() {
+            info!(
+                suite = srtp.suite.name(),
+                rtp_sent = srtp.sent.rtp_packets,
+                rtp_received = srtp.received.rtp_packets,
+                rtcp_sent = srtp.sent.rtcp_packets,
+                rtcp_received = srtp.received.rtcp_packets,
+                auth_failures = srtp.received.auth_failures,
+                replayed = srtp.received.replayed,
+                malformed = srtp.received.malformed,
+                rtcp_auth_failures = srtp.received.rtcp_auth_failures,
+                rtcp_dropped = srtp.received.rtcp_replayed + srtp.received.rtcp_malformed,
+                "phone leg SRTP"
+            );
+        }
         info!("call ended");
     }
 
@@ -687,11 +702,16 @@ async fn prepare(
         ssrc: Ssrc::new(rng.random()),
         msid_uuid: uuid(&mut rng),
     };
+    let srtp_config = config.sip.as_ref().map(|account| &account.srtp);
+    let srtp_policy = crate::srtp::policy(srtp_config);
     let call_config = CallConfig {
         id,
         conference,
         phone_rtp,
         codecs: codec_preferences(config),
+        srtp: srtp_policy,
+        sdes_key: crate::srtp::key(srtp_policy, &mut rng),
+        sdes_suites: crate::srtp::suites(srtp_config),
         phone_ssrc: Ssrc::new(rng.random()),
         sdp_session_id: rng.random::<u32>().into(),
         first_sequence: rng.random::<u16>() & 0x7fff,

@@ -12,6 +12,7 @@ mod call_task;
 mod error;
 mod health_check;
 mod sip;
+mod srtp;
 
 use std::time::Duration;
 
@@ -307,7 +308,7 @@ async fn run_registry(
 ) {
     let mut joined = std::collections::BTreeSet::new();
     let mut calls: BTreeMap<CallId, DebugCall> = BTreeMap::new();
-    let mut occupants = std::collections::BTreeMap::new();
+    let mut occupants = BTreeMap::new();
     let mut dropped_media = std::collections::BTreeSet::new();
     while let Some(event) = events.recv().await {
         match event {
@@ -385,12 +386,7 @@ async fn run_registry(
         }
         let conferences = u32::try_from(joined.len()).unwrap_or(u32::MAX);
         let stress = f64::from(conferences) / f64::from(threshold.max(1));
-        // Jigasi: Σ (room members − 1) over joined calls (the focus not counted, we are).
-        let participants: usize = joined
-            .iter()
-            .map(|id| occupants.get(id).copied().unwrap_or(0))
-            .sum();
-        let participants = u32::try_from(participants).unwrap_or(u32::MAX);
+        let (participants, sizes) = room_load(&joined, &occupants);
         brewery.send_if_modified(|stats| {
             let changed = stats.conferences != conferences || stats.participants != participants;
             stats.conferences = conferences;
@@ -401,10 +397,35 @@ async fn run_registry(
         rest.send_modify(|s| {
             s.conferences = u64::from(conferences);
             s.participants = u64::from(participants);
+            s.conference_sizes.clone_from(&sizes);
             s.stress_level = stress;
         });
     }
 }
+
+/// Jigasi's view of the joined calls' rooms (`Statistics.updateMetrics`): `participants` =
+/// Σ (room members − 1), the focus not counted and the gateway counted, which Jicofo balances
+/// dial-outs on; and `conference_sizes`, the histogram of the same numbers (the last bucket is
+/// "21 or more").
+fn room_load(
+    joined: &std::collections::BTreeSet<CallId>,
+    occupants: &BTreeMap<CallId, usize>,
+) -> (u32, Vec<u64>) {
+    let mut sizes = vec![0; CONFERENCE_SIZE_BUCKETS];
+    let mut participants = 0usize;
+    for id in joined {
+        // Other occupants, the focus included: the same number as members − 1.
+        let others = occupants.get(id).copied().unwrap_or(0);
+        participants = participants.saturating_add(others);
+        if let Some(bucket) = sizes.get_mut(others.min(CONFERENCE_SIZE_BUCKETS - 1)) {
+            *bucket += 1;
+        }
+    }
+    (u32::try_from(participants).unwrap_or(u32::MAX), sizes)
+}
+
+/// Jigasi's `conference_sizes` buckets.
+const CONFERENCE_SIZE_BUCKETS: usize = 22;
 
 /// Publishes the running calls for `/debug`, oldest first.
 fn publish_calls(debug: &watch::Sender<DebugSnapshot>, calls: &BTreeMap<CallId, DebugCall>) {
@@ -556,6 +577,24 @@ async fn log_readiness(mut status: watch::Receiver<GatewayStatus>, shutdown: Can
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_load_counts_members_but_the_focus_over_joined_calls() {
+        let (a, b, c) = (CallId::new(1), CallId::new(2), CallId::new(3));
+        let joined = [a, b, c].into_iter().collect();
+        // a: focus + 2 web participants; b: focus + 30 others; c: joined, not reported yet;
+        // a fourth call not joined (still connecting) does not count.
+        let occupants = [(a, 3), (b, 31), (CallId::new(4), 5)].into_iter().collect();
+        let (participants, sizes) = room_load(&joined, &occupants);
+        assert_eq!(participants, 3 + 31);
+        assert_eq!(sizes.len(), 22);
+        assert_eq!((sizes[0], sizes[3], sizes[21]), (1, 1, 1));
+        assert_eq!(sizes.iter().sum::<u64>(), 3);
+        assert_eq!(
+            room_load(&std::collections::BTreeSet::new(), &occupants),
+            (0, vec![0; 22])
+        );
+    }
 
     fn status(sip: Option<RegistrationState>, breweries: &[BreweryState]) -> GatewayStatus {
         GatewayStatus {

@@ -51,6 +51,12 @@ fn config() -> CallConfig {
         },
         phone_rtp: GATEWAY_PHONE_RTP.parse().unwrap(),
         codecs: jigasi_sip_core::sdp::jigasi_default_codecs(),
+        srtp: SrtpPolicy::Off,
+        sdes_key: None,
+        sdes_suites: vec![
+            SdesSuite::AesCm128HmacSha1_80,
+            SdesSuite::AesCm128HmacSha1_32,
+        ],
         phone_ssrc: Ssrc::new(0x1234_5678),
         sdp_session_id: 42,
         first_sequence: 100,
