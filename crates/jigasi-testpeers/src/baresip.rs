@@ -41,8 +41,8 @@ pub struct BaresipConfig {
     pub registrar: Option<SocketAddr>,
     /// The domain of the AOR, default `127.0.0.1`.
     pub domain: String,
-    /// `audio_codecs` of the account, e.g. `PCMU`, `PCMA` or `opus/48000/2` (comma-separated
-    /// list allowed).
+    /// `audio_codecs` of the account, e.g. `PCMU`, `PCMA`, `G722` or `opus/48000/2`
+    /// (comma-separated list allowed; the `g711`, `g722` and `opus` modules are loaded).
     pub codecs: String,
     /// Answer incoming calls automatically.
     pub auto_answer: bool,
@@ -53,6 +53,10 @@ pub struct BaresipConfig {
     pub record: bool,
     /// SIP transport: `udp` (default), `tcp` or `tls`.
     pub transport: Option<String>,
+    /// Media encryption of the account (`mediaenc`): `srtp` (SDES, best effort: `RTP/AVP`
+    /// with crypto lines), `srtp-mand` (`RTP/SAVP` only) or `srtp-mandf`; loads the `srtp`
+    /// module. `None`: plain RTP.
+    pub media_encryption: Option<String>,
 }
 
 impl Default for BaresipConfig {
@@ -69,6 +73,7 @@ impl Default for BaresipConfig {
             play_wav: None,
             record: false,
             transport: None,
+            media_encryption: None,
         }
     }
 }
@@ -146,6 +151,19 @@ fn registration_state(log: &str, aor: &str) -> Option<Result<String, String>> {
     state
 }
 
+/// The `audio_codecs` entries baresip could not find when it loaded the account (it then offers
+/// every codec it has, silently): `account: audio codec not found: G722/8000/1`. `None` until
+/// baresip says it is ready.
+fn unknown_codecs(log: &str) -> Option<Vec<String>> {
+    let log = strip_ansi(log);
+    log.contains("baresip is ready.").then(|| {
+        log.lines()
+            .filter_map(|line| line.trim().strip_prefix("account: audio codec not found: "))
+            .map(str::to_owned)
+            .collect()
+    })
+}
+
 /// Checks a value spliced into the accounts line or config.
 fn check_value(field: &'static str, value: &str) -> Result<(), PeerError> {
     if value.is_empty()
@@ -191,6 +209,9 @@ fn account_line(config: &BaresipConfig, audio_source: &Path) -> String {
         config.codecs,
         audio_source.display()
     ));
+    if let Some(mediaenc) = &config.media_encryption {
+        line.push_str(&format!(";mediaenc={mediaenc}"));
+    }
     line
 }
 
@@ -211,6 +232,7 @@ fn config_file(config: &BaresipConfig, dir: &Path, sip_port: u16, ctrl_port: u16
          snd_path\t\t{rec}\n\
          module_path\t\t{MODULE_PATH}\n\
          module\t\t\tg711.so\n\
+         module\t\t\tg722.so\n\
          module\t\t\topus.so\n\
          module\t\t\talsa.so\n\
          module\t\t\taufile.so\n\
@@ -231,6 +253,8 @@ fn config_file(config: &BaresipConfig, dir: &Path, sip_port: u16, ctrl_port: u16
             "sip_certificate\t\t{}\n",
             dir.join("ua-cert.pem").display()
         ));
+    } else if config.media_encryption.is_some() {
+        text.push_str("module\t\t\tsrtp.so\n");
     }
     text.push_str(&format!(
         "module\t\t\tctrl_tcp.so\n\
@@ -251,6 +275,9 @@ impl Baresip {
         check_value("codecs", &config.codecs)?;
         if let Some(password) = &config.password {
             check_value("password", password)?;
+        }
+        if let Some(mediaenc) = &config.media_encryption {
+            check_value("media_encryption", mediaenc)?;
         }
         if let Some(t) = &config.transport
             && !["udp", "tcp", "tls"].contains(&t.to_ascii_lowercase().as_str())
@@ -342,6 +369,7 @@ impl Baresip {
                         .set_read_timeout(Some(Duration::from_millis(100)))
                         .map_err(|e| PeerError::io("set ctrl_tcp timeout", e))?;
                     baresip.ctrl = Some(stream);
+                    baresip.check_codecs()?;
                     return Ok(baresip);
                 }
                 Err(ReadyError::PortInUse(reason)) => last = reason,
@@ -349,6 +377,34 @@ impl Baresip {
             }
         }
         Err(baresip.start_failed(ATTEMPTS, last))
+    }
+
+    /// Fails when baresip did not know a codec of [`BaresipConfig::codecs`] (a name without
+    /// its rate, like `G722` for `G722/16000/1`, is looked up at 8000 Hz).
+    fn check_codecs(&mut self) -> Result<(), PeerError> {
+        let start = Instant::now();
+        loop {
+            if let Some(unknown) = unknown_codecs(&self.log()) {
+                if unknown.is_empty() {
+                    return Ok(());
+                }
+                self.stop();
+                return Err(PeerError::InvalidConfig {
+                    field: "codecs",
+                    reason: format!(
+                        "baresip has no codec {} (write name/rate/channels, e.g. G722/16000/1)",
+                        unknown.join(", ")
+                    ),
+                });
+            }
+            if start.elapsed() > READY_TIMEOUT {
+                return Err(PeerError::Timeout {
+                    what: "baresip is ready".to_owned(),
+                    after: READY_TIMEOUT,
+                });
+            }
+            std::thread::sleep(POLL);
+        }
     }
 
     fn start_failed(&mut self, attempts: u32, reason: String) -> PeerError {
@@ -595,7 +651,7 @@ impl Baresip {
 
     /// The WAV files recorded so far (with `record`): per call `dump-<time>-enc.wav` (what was
     /// sent) and `dump-<time>-dec.wav` (what was received), at the codec's rate (8 kHz mono for
-    /// G.711, 48 kHz stereo for Opus). Sorted by name.
+    /// G.711, 16 kHz mono for G.722, 48 kHz stereo for Opus). Sorted by name.
     pub fn recordings(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir_path.join("recordings"))
             .map(|entries| {
@@ -707,6 +763,15 @@ mod tests {
     }
 
     #[test]
+    fn finds_codecs_baresip_does_not_know() {
+        assert_eq!(unknown_codecs("aucodec: PCMU/8000/1\n"), None);
+        assert_eq!(unknown_codecs(OK_LOG), Some(Vec::new()));
+        let log = "aucodec: G722/16000/1\n\u{1b}[31maccount: audio codec not found: G722/8000/1\n\
+                   \u{1b}[;mPopulated 1 account\nbaresip is ready.\n";
+        assert_eq!(unknown_codecs(log), Some(vec!["G722/8000/1".to_owned()]));
+    }
+
+    #[test]
     fn strips_ansi_colours() {
         assert_eq!(strip_ansi("\u{1b}[32mOK \u{1b}[;m done"), "OK  done");
         assert_eq!(strip_ansi("plain"), "plain");
@@ -737,6 +802,20 @@ mod tests {
     }
 
     #[test]
+    fn media_encryption_sets_mediaenc_and_loads_srtp() {
+        let config = BaresipConfig {
+            media_encryption: Some("srtp-mand".into()),
+            ..BaresipConfig::default()
+        };
+        let line = account_line(&config, Path::new("/s.wav"));
+        assert!(line.ends_with(";mediaenc=srtp-mand"), "{line}");
+        let text = config_file(&config, Path::new("/d"), 7000, 7100);
+        assert!(text.contains("module\t\t\tsrtp.so\n"), "{text}");
+        let plain = config_file(&BaresipConfig::default(), Path::new("/d"), 7000, 7100);
+        assert!(!plain.contains("srtp"), "{plain}");
+    }
+
+    #[test]
     fn config_file_has_ports_and_modules() {
         let config = BaresipConfig {
             record: true,
@@ -746,6 +825,12 @@ mod tests {
         assert!(text.contains("sip_listen\t\t127.0.0.1:7000\n"));
         assert!(text.contains("ctrl_tcp_listen\t\t127.0.0.1:7100\n"));
         assert!(text.contains("module\t\t\tsndfile.so\n"));
+        for codec in ["g711", "g722", "opus"] {
+            assert!(
+                text.contains(&format!("module\t\t\t{codec}.so\n")),
+                "{codec}"
+            );
+        }
         assert!(text.contains("snd_path\t\t/d/recordings\n"));
         let text = config_file(&BaresipConfig::default(), Path::new("/d"), 7000, 7100);
         assert!(!text.contains("sndfile"));
