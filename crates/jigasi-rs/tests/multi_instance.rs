@@ -237,6 +237,17 @@ async fn dial_outs_go_to_the_least_loaded_instance_and_never_to_one_shutting_dow
     );
     // Each instance carries its own call, with audio: the conference hears each phone's tone.
     wait_conferences(&mut cluster, &[1, 1]).await;
+    // /about/stats agrees with the presence, with Jigasi's room-size histogram.
+    for (name, others) in [(&busy, 3), (&idle, 2)] {
+        let stats = cluster.instance(name).unwrap().stats().await.unwrap();
+        let mut sizes = vec!["0"; 22];
+        sizes[others] = "1";
+        assert!(
+            stats.contains(&format!("\"participants\":{others}"))
+                && stats.contains(&format!("\"conference_sizes\":[{}]", sizes.join(","))),
+            "instance {name}: {stats}"
+        );
+    }
     let bob_heard = heard_hz(&cluster.standin, DEMO_ROOM, &bob_nick, 2.0).await;
     let carol_heard = heard_hz(&cluster.standin, "small", &carol_nick, 2.0).await;
     assert!(
