@@ -715,8 +715,11 @@ fn rtcp_is_sr_after_sending_else_rr_with_cname_and_bye() {
     assert_eq!(types(&out[..n]), [200, 202]);
     // On hold nothing is sent: an RR although the tick ran.
     conference.set_sending(id, false).unwrap();
-    tick_all(&mut conference, &mut [], &mut phones, start + FRAME * 5, 3);
-    assert!(conference.outputs().all(|o| o.to_phone.is_none()));
+    for i in 5..8 {
+        phones[0].send(start + FRAME * i, &mut conference);
+        conference.tick(start + FRAME * i + Duration::from_millis(5));
+        assert!(conference.outputs().all(|o| o.to_phone.is_none()));
+    }
     assert_eq!(conference.phone_stats(id).unwrap().sent_packets, 5);
     let n = conference
         .write_phone_rtcp(start + FRAME * 8, NtpTime(2 << 32), id, false, &mut out)
