@@ -55,6 +55,8 @@ pub struct CallQualitySample {
     pub phone: Option<LegQualitySample>,
     /// Toward the bridge (str0m's RTCP and ICE statistics): `None` without a Jingle session.
     pub bridge: Option<LegQualitySample>,
+    /// Malformed RTCP datagrams from the phone, dropped.
+    pub phone_rtcp_dropped: u64,
 }
 
 /// One leg's figures.
@@ -223,6 +225,8 @@ impl StatsSnapshot {
                         (name.to_owned(), Value::Object(entry))
                     })
                     .collect();
+                let mut legs = legs;
+                legs.insert("phone_rtcp_dropped".into(), json!(call.phone_rtcp_dropped));
                 (id.to_string(), Value::Object(legs))
             })
             .collect();
@@ -303,6 +307,21 @@ impl StatsSnapshot {
             "Round-trip time per running call and leg, in milliseconds.",
             &family,
         );
+        let mut family = String::new();
+        for (id, call) in &self.call_quality {
+            let _ = writeln!(
+                family,
+                "jitsi_jigasi_call_rtcp_dropped_total{{call=\"{id}\",leg=\"phone\"}} {}",
+                call.phone_rtcp_dropped
+            );
+        }
+        push_family_of_type(
+            &mut out,
+            "jitsi_jigasi_call_rtcp_dropped_total",
+            "Malformed RTCP datagrams dropped per running call and leg.",
+            "counter",
+            &family,
+        );
         let (calls, poor) = self.quality_counts();
         push_family(
             &mut out,
@@ -361,11 +380,16 @@ impl StatsSnapshot {
 
 /// Appends one gauge family (`# HELP`, `# TYPE`, samples) unless it has no samples.
 fn push_family(out: &mut String, name: &str, help: &str, samples: &str) {
+    push_family_of_type(out, name, help, "gauge", samples);
+}
+
+/// Appends one family of `kind` (`gauge`, `counter`) unless it has no samples.
+fn push_family_of_type(out: &mut String, name: &str, help: &str, kind: &str, samples: &str) {
     if samples.is_empty() {
         return;
     }
     let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} gauge");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
     out.push_str(samples);
 }
 
@@ -451,6 +475,7 @@ mod tests {
                     outbound: None,
                     rtt_ms: None,
                 }),
+                phone_rtcp_dropped: 3,
             },
         );
         snapshot
@@ -467,10 +492,17 @@ mod tests {
             "jitsi_jigasi_calls_with_quality 1",
             "jitsi_jigasi_calls_poor_quality 1",
             "jitsi_jigasi_calls_min_mos 3.2",
+            "# TYPE jitsi_jigasi_call_rtcp_dropped_total counter",
+            "jitsi_jigasi_call_rtcp_dropped_total{call=\"7\",leg=\"phone\"} 3",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
-        assert!(!text.contains("call=\"9\""), "{text}");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.contains("call=\"9\"") && !l.starts_with("jitsi_jigasi_call_rtcp")),
+            "nothing measured for call 9: {text}"
+        );
         assert!(!text.contains("leg=\"bridge\"}"), "no bridge RTT: {text}");
         assert!(
             !text.contains("leg=\"bridge\",direction=\"out\""),
@@ -487,6 +519,7 @@ mod tests {
             0.05
         );
         assert_eq!(json["call_quality"]["7"]["phone"]["rtt_ms"], 12.5);
+        assert_eq!(json["call_quality"]["7"]["phone_rtcp_dropped"], 3);
         // The call ends: its series go.
         snapshot.call_quality.remove(&7);
         let text = snapshot.quality_prometheus();

@@ -957,6 +957,7 @@ fn quality_sample(quality: &CallQuality) -> jigasi_api::CallQualitySample {
     jigasi_api::CallQualitySample {
         phone: quality.phone.as_ref().map(leg),
         bridge: quality.bridge.as_ref().map(leg),
+        phone_rtcp_dropped: quality.phone_rtcp_dropped,
     }
 }
 
