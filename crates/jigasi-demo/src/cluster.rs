@@ -48,6 +48,8 @@ pub struct Instance {
     pub rest_port: u16,
     /// The running gateway.
     pub gateway: GatewayProcess,
+    /// Its command line.
+    args: Vec<String>,
     dir: tempfile::TempDir,
 }
 
@@ -140,6 +142,8 @@ pub struct Cluster {
     pub prosody: Prosody,
     /// Where WAVs go.
     pub work: PathBuf,
+    /// The gateway binary.
+    binary: PathBuf,
 }
 
 impl Cluster {
@@ -206,6 +210,7 @@ impl Cluster {
             kamailio,
             prosody,
             work,
+            binary: binary.to_path_buf(),
         };
         for (name, (sip_port, rest_port)) in names.into_iter().zip(ports) {
             let instance = cluster.spawn_instance(binary, name, sip_port, rest_port)?;
@@ -279,7 +284,33 @@ impl Cluster {
             sip_port,
             rest_port,
             gateway,
+            args,
             dir,
+        })
+    }
+
+    /// Starts instance `name` again (same configuration and ports) after it exited, and waits
+    /// until it is ready and back in the brewery (a rolling restart).
+    pub async fn restart(&mut self, name: &str) -> Result<(), DemoError> {
+        let binary = self.binary.clone();
+        let instance = self
+            .instances
+            .iter_mut()
+            .find(|i| i.name == name)
+            .ok_or_else(|| DemoError::Expectation(format!("no instance {name}")))?;
+        let mut gateway = GatewayProcess::spawn(&binary, &instance.args, false)?;
+        gateway.wait_for_line(READY_LINE, Duration::from_secs(20))?;
+        instance.gateway = gateway;
+        let account = format!("/{}", instance.account);
+        self.wait_brewery(Duration::from_secs(10), |gateways| {
+            gateways.iter().any(|g| g.occupant.ends_with(&account))
+        })
+        .await
+        .map(|_| ())
+        .map_err(|seen| {
+            DemoError::Expectation(format!(
+                "instance {name} did not rejoin the brewery: {seen:?}"
+            ))
         })
     }
 

@@ -44,8 +44,8 @@ pub struct KamailioConfig {
 /// [`Dispatcher::failover_after`] is marked inactive + probing (`ds_mark_dst("ip")`) and the
 /// call goes to the next one (`ds_next_dst`). Destinations marked probing are pinged with
 /// OPTIONS every [`Dispatcher::probe_interval`] and come back once they answer. The log has
-/// `DISPATCH <Call-ID> to <uri>`, `DISPATCH <Call-ID> failed at <uri>` and `DISPATCH <Call-ID>
-/// failover to <uri>` lines.
+/// `DISPATCH <Call-ID> to <uri>`, `DISPATCH <Call-ID> failed at <uri> (<code>)` (408 when
+/// nothing answered) and `DISPATCH <Call-ID> failover to <uri>` lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dispatcher {
     /// The Request-URI user (the number) whose INVITEs are dispatched.
@@ -306,7 +306,8 @@ fn render_dispatcher(dispatcher: &Dispatcher, dir: &Path) -> (String, String, St
     let probe = dispatcher.probe_interval.as_secs().max(1);
     let failover_ms = dispatcher.failover_after.as_millis().max(100);
     let module = format!(
-        "loadmodule \"dispatcher.so\"\n\
+        "loadmodule \"tmx.so\"\n\
+         loadmodule \"dispatcher.so\"\n\
          modparam(\"dispatcher\", \"list_file\", \"{list}\")\n\
          modparam(\"dispatcher\", \"flags\", 2)\n\
          modparam(\"dispatcher\", \"ds_ping_interval\", {probe})\n\
@@ -338,7 +339,7 @@ fn render_dispatcher(dispatcher: &Dispatcher, dir: &Path) -> (String, String, St
 failure_route[DISPATCH_FAILOVER] {{
     if (t_is_canceled()) {{ exit; }}
     if (t_check_status("503") || (t_branch_timeout() && !t_branch_replied())) {{
-        xlog("L_NOTICE", "DISPATCH $ci failed at $du\n");
+        xlog("L_NOTICE", "DISPATCH $ci failed at $du ($T_reply_code)\n");
         ds_mark_dst("ip");
         if (ds_next_dst()) {{
             xlog("L_INFO", "DISPATCH $ci failover to $du\n");
@@ -686,6 +687,8 @@ mod tests {
             "failure_route[DISPATCH_FAILOVER] {",
             "t_check_status(\"503\") || (t_branch_timeout() && !t_branch_replied())",
             "ds_mark_dst(\"ip\");",
+            // The failure is logged with its code (503, or 408 for no reply).
+            "DISPATCH $ci failed at $du ($T_reply_code)",
             "if (ds_next_dst()) {",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
