@@ -140,10 +140,10 @@ pub struct Cluster {
     pub kamailio: Kamailio,
     /// The XMPP server.
     pub prosody: Prosody,
-    /// Where WAVs go.
-    pub work: PathBuf,
     /// The gateway binary.
     binary: PathBuf,
+    /// Where the phones' tone WAVs go (removed with the cluster).
+    work: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -202,15 +202,14 @@ impl Cluster {
         let work = tempfile::Builder::new()
             .prefix("jigasi-cluster-")
             .tempdir()
-            .map_err(io("temp dir"))?
-            .keep();
+            .map_err(io("temp dir"))?;
         let mut cluster = Self {
             instances: Vec::new(),
             standin,
             kamailio,
             prosody,
-            work,
             binary: binary.to_path_buf(),
+            work,
         };
         for (name, (sip_port, rest_port)) in names.into_iter().zip(ports) {
             let instance = cluster.spawn_instance(binary, name, sip_port, rest_port)?;
@@ -314,6 +313,11 @@ impl Cluster {
         })
     }
 
+    /// Where the phones' tone WAVs go (removed with the cluster).
+    pub fn work(&self) -> &Path {
+        self.work.path()
+    }
+
     /// The instance called `name`.
     pub fn instance(&self, name: &str) -> Option<&Instance> {
         self.instances.iter().find(|i| i.name == name)
@@ -346,7 +350,7 @@ impl Cluster {
     /// A baresip phone registered at Kamailio as `user` (one of [`PHONES`]) playing a
     /// `tone_hz` tone; with `auto_answer` it answers calls (dial-out target).
     pub fn phone(&self, user: &str, tone_hz: u32, auto_answer: bool) -> Result<Baresip, DemoError> {
-        let tone = audio::tone_wav(&self.work, 48_000, tone_hz, 60)?;
+        let tone = audio::tone_wav(self.work.path(), 48_000, tone_hz, 60)?;
         let mut phone = Baresip::start(BaresipConfig {
             auto_answer,
             play_wav: Some(tone),
