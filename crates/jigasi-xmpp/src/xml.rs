@@ -66,13 +66,18 @@ pub(crate) struct StreamReader {
     stream_ns: &'static str,
 }
 
+/// The longest name or attribute value the reader accepts (text of any length is fine).
+pub(crate) const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
 impl StreamReader {
     /// A reader for a stream whose default namespace is `stream_ns`.
     pub(crate) fn new(stream_ns: &'static str, max_stanza_bytes: usize) -> Self {
         let options = rxml::parser::Options {
-            // A single token (text chunk, attribute value) can never exceed the stanza limit, so
-            // this bounds the lexer's own buffer.
-            max_token_length: max_stanza_bytes.clamp(64, 1 << 20),
+            // rxml reserves this much for its token buffer up front, in every parser: with the
+            // stanza limit (256 KiB) that was a quarter megabyte per XMPP connection, i.e. per
+            // call. Text longer than this still parses (rxml hands it over in pieces, which
+            // `append_text` joins); only a name or attribute value this long is refused.
+            max_token_length: max_stanza_bytes.clamp(64, MAX_TOKEN_BYTES),
             ..rxml::parser::Options::default()
         };
         Self {
@@ -407,6 +412,42 @@ mod tests {
             read_all(&mut reader, &data).unwrap_err(),
             ReadError::TooLarge { limit: 100 }
         );
+    }
+
+    #[test]
+    fn long_text_parses_in_pieces_and_long_attribute_values_are_refused() {
+        let head: &[u8] = b"<stream:stream xmlns='jabber:client' \
+            xmlns:stream='http://etherx.jabber.org/streams'>";
+        // Text well beyond the lexer's token buffer arrives whole, in any chunking.
+        let text = "0123456789abcdef".repeat(3 * MAX_TOKEN_BYTES / 16 + 1);
+        let data = [
+            head,
+            format!("<message><body>{text}</body></message>").as_bytes(),
+        ]
+        .concat();
+        for chunk in [1000, data.len()] {
+            let mut reader = StreamReader::new(ns::JABBER_CLIENT, 1 << 20);
+            let mut items = Vec::new();
+            for piece in data.chunks(chunk) {
+                let mut buf = piece;
+                while let Some(item) = reader.next(&mut buf).unwrap() {
+                    items.push(item);
+                }
+            }
+            let Some(StreamItem::Element(message)) = items.last() else {
+                panic!("no message: {items:?}");
+            };
+            let body = message.get_child("body", ns::JABBER_CLIENT).unwrap();
+            assert_eq!(body.text(), text);
+        }
+        // An attribute value that long is an error, not a crash or an unbounded buffer.
+        let value = "v".repeat(MAX_TOKEN_BYTES + 1);
+        let data = [head, format!("<message id='{value}'/>").as_bytes()].concat();
+        let mut reader = StreamReader::new(ns::JABBER_CLIENT, 1 << 20);
+        assert!(matches!(
+            read_all(&mut reader, &data).unwrap_err(),
+            ReadError::Malformed(_)
+        ));
     }
 
     #[test]
