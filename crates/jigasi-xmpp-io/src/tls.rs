@@ -1,8 +1,8 @@
 //! rustls client configuration for STARTTLS, built with an explicit aws-lc-rs provider so no
 //! process-wide default provider is needed.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -13,9 +13,48 @@ use tokio_rustls::TlsConnector;
 
 use crate::ConnectError;
 
-/// Builds the connector: either trusting the CA certificates in `ca_file` (PEM), or, with
-/// `dangerous_accept_invalid_certs`, any certificate (tests against self-signed Prosody).
+/// Connectors built so far, by `(ca_file, dangerous_accept_invalid_certs)`. Every per-call XMPP
+/// connection with the same settings shares one rustls `ClientConfig`: its parsed roots and its
+/// session cache (so later connections resume TLS sessions) instead of about 14 KB rebuilt per
+/// call. Immutable once built; a changed CA file is read again only after a restart.
+static CONNECTORS: Mutex<Vec<(Option<PathBuf>, bool, TlsConnector)>> = Mutex::new(Vec::new());
+
+/// The connector for these settings: either trusting the CA certificates in `ca_file` (PEM), or,
+/// with `dangerous_accept_invalid_certs`, any certificate (tests against self-signed Prosody).
+/// Built once per distinct setting and shared afterwards.
 pub(crate) async fn connector(
+    ca_file: Option<&Path>,
+    dangerous_accept_invalid_certs: bool,
+) -> Result<TlsConnector, ConnectError> {
+    let key = (
+        ca_file.map(Path::to_path_buf),
+        dangerous_accept_invalid_certs,
+    );
+    if let Some(found) = cached(&key) {
+        return Ok(found);
+    }
+    let built = build_connector(ca_file, dangerous_accept_invalid_certs).await?;
+    let mut connectors = CONNECTORS.lock().unwrap_or_else(|e| e.into_inner());
+    // Two connections may have built one at once: keep the first, so all share it.
+    if let Some((.., existing)) = connectors
+        .iter()
+        .find(|(f, d, _)| (f, d) == (&key.0, &key.1))
+    {
+        return Ok(existing.clone());
+    }
+    connectors.push((key.0, key.1, built.clone()));
+    Ok(built)
+}
+
+fn cached(key: &(Option<PathBuf>, bool)) -> Option<TlsConnector> {
+    let connectors = CONNECTORS.lock().unwrap_or_else(|e| e.into_inner());
+    connectors
+        .iter()
+        .find(|(f, d, _)| (f, d) == (&key.0, &key.1))
+        .map(|(.., c)| c.clone())
+}
+
+async fn build_connector(
     ca_file: Option<&Path>,
     dangerous_accept_invalid_certs: bool,
 ) -> Result<TlsConnector, ConnectError> {
@@ -98,5 +137,29 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connections_with_the_same_settings_share_one_tls_config() {
+        let first = connector(None, true).await.expect("accept-any connector");
+        let second = connector(None, true).await.expect("accept-any connector");
+        assert!(Arc::ptr_eq(first.config(), second.config()));
+    }
+
+    #[tokio::test]
+    async fn a_missing_ca_file_is_an_error_every_time_not_a_cached_connector() {
+        let missing = Path::new("/nonexistent/jigasi-rs-test-ca.pem");
+        for _ in 0..2 {
+            assert!(matches!(
+                connector(Some(missing), false).await,
+                Err(ConnectError::CaFile(_))
+            ));
+        }
+        assert!(cached(&(Some(missing.to_path_buf()), false)).is_none());
     }
 }
