@@ -115,10 +115,7 @@ mod tests {
             "AES_256_CM_HMAC_SHA1_80".into(),
             "AES_CM_128_HMAC_SHA1_32".into(),
         ];
-        assert_eq!(
-            suites(Some(&config)),
-            vec![SdesSuite::AesCm128HmacSha1_32]
-        );
+        assert_eq!(suites(Some(&config)), vec![SdesSuite::AesCm128HmacSha1_32]);
         config.sdes_cipher_suites = vec!["F8_128_HMAC_SHA1_80".into()];
         assert_eq!(suites(Some(&config)).len(), 2);
     }

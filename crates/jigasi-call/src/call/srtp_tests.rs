@@ -17,8 +17,7 @@ const OUR_KEY: SdesKey = [0x42; 30];
 
 /// Standard base64 with padding (RFC 4648 §4), as in `inline:` keys.
 fn b64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let word = chunk
@@ -73,7 +72,10 @@ fn config(srtp: SrtpPolicy) -> CallConfig {
         codecs: jigasi_sip_core::sdp::jigasi_default_codecs(),
         srtp,
         sdes_key: (srtp != SrtpPolicy::Off).then(|| Secret::new(OUR_KEY)),
-        sdes_suites: vec![SdesSuite::AesCm128HmacSha1_80, SdesSuite::AesCm128HmacSha1_32],
+        sdes_suites: vec![
+            SdesSuite::AesCm128HmacSha1_80,
+            SdesSuite::AesCm128HmacSha1_32,
+        ],
         phone_ssrc: Ssrc::new(0x1234_5678),
         sdp_session_id: 42,
         first_sequence: 100,
@@ -198,7 +200,10 @@ fn srtp_from_the_phone_must_carry_its_key_and_rekeying_follows_the_re_invite() {
     from_phone(&mut call, now, &replay);
     from_phone(&mut call, now, &srtp_packet(&mut phone, 3));
     let stats = call.phone_srtp().unwrap();
-    assert_eq!((stats.received.rtp_packets, stats.received.replayed), (4, 1));
+    assert_eq!(
+        (stats.received.rtp_packets, stats.received.replayed),
+        (4, 1)
+    );
 
     // The phone rekeys and switches to the 80-bit suite: old-key packets now fail, new ones
     // pass; our key stays (the answer carries it again).
