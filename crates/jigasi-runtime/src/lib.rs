@@ -215,6 +215,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     // calls are refused with 503, running calls may finish until the deadline.
     stats_tx.send_modify(|stats| stats.graceful_shutdown = true);
     stats_snapshot_tx.send_modify(|stats| stats.graceful_shutdown = true);
+    if let Some(endpoint) = sip.as_ref() {
+        endpoint.drain().await;
+    }
     info!(
         calls = call_tasks.len(),
         "graceful shutdown: refusing new calls, waiting for running calls"

@@ -276,6 +276,14 @@ impl SipEndpoint {
         Some(rx)
     }
 
+    /// Enters draining (graceful shutdown): out-of-dialog OPTIONS are answered 503 from now on,
+    /// as an INVITE would be (RFC 3261 §11.2), so load balancers that probe with OPTIONS (e.g.
+    /// Kamailio's dispatcher) stop sending calls here. Running calls are not affected.
+    pub async fn drain(&self) {
+        // The task ends only at shutdown, and then there is nothing left to drain.
+        let _ = self.sip_task.send(SipTaskMsg::Drain).await;
+    }
+
     /// Places a call. The INVITE goes to the account's registrar when there is one (as Jigasi
     /// sends everything through its SIP server), otherwise to the Request-URI's host. A digest
     /// challenge (401/407) is answered once with the account's credentials.

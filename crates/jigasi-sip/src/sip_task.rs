@@ -35,6 +35,8 @@ pub(crate) enum SipTaskMsg {
         request: Box<PreparedDial>,
         reply: oneshot::Sender<Result<OutgoingCall, DialError>>,
     },
+    /// The gateway is draining (graceful shutdown): new calls are refused from now on.
+    Drain,
 }
 
 /// A dial request checked and resolved by the caller's task.
@@ -69,6 +71,8 @@ pub(crate) struct SipTask {
     identity: LocalIdentity,
     active: watch::Sender<usize>,
     cancel: CancellationToken,
+    /// Graceful shutdown: new calls are refused (OPTIONS says so too).
+    draining: bool,
 }
 
 impl SipTask {
@@ -92,6 +96,7 @@ impl SipTask {
             identity,
             active,
             cancel,
+            draining: false,
         }
     }
 
@@ -134,6 +139,7 @@ impl SipTask {
             SipTaskMsg::Dial { request, reply } => {
                 let _ = reply.send(self.dial(*request));
             }
+            SipTaskMsg::Drain => self.draining = true,
         }
     }
 
@@ -147,7 +153,7 @@ impl SipTask {
         match to_tag {
             Some(tag) => self.route_in_dialog(tx, tag),
             None if tx.original.method == Method::Invite => self.on_invite(tx),
-            None => answer_out_of_dialog(tx),
+            None => answer_out_of_dialog(tx, self.draining),
         }
     }
 
@@ -345,12 +351,15 @@ pub(crate) fn contact_uri(user: &str, addr: SocketAddr, transport: Transport) ->
     }
 }
 
-/// Answers requests that no dialog owns. OPTIONS (keep-alives and health probes) gets 200; BYE
-/// and CANCEL 481; anything else 501 (RFC 3261 §8.2.1). ACK has no answer.
-fn answer_out_of_dialog(tx: Transaction) {
+/// Answers requests that no dialog owns. OPTIONS (keep-alives and health probes) gets 200, or
+/// 503 while draining, since RFC 3261 §11.2 wants the status an INVITE would get (so a
+/// dispatcher's probes take a draining gateway out of rotation); BYE and CANCEL 481; anything
+/// else 501 (RFC 3261 §8.2.1). ACK has no answer.
+fn answer_out_of_dialog(tx: Transaction, draining: bool) {
     let method = tx.original.method;
     let status = match method {
         Method::Ack => return,
+        Method::Options if draining => StatusCode::ServiceUnavailable,
         Method::Options => StatusCode::OK,
         // An initial INVITE is handled by the caller; this is only reached for none.
         Method::Invite => StatusCode::TemporarilyUnavailable,
