@@ -4,6 +4,8 @@
 //!
 //! - [`rtp`], [`rtcp`], [`stats`]: RTP/RTCP for the SIP leg (parsing, writing, sequence and
 //!   timestamp unwrapping, loss, jitter and RTT counters);
+//! - [`srtp`]: SDES-SRTP/SRTCP for the SIP leg (RFC 3711, the two AES-CM-128 HMAC-SHA1 suites),
+//!   applied by the [`conference`] when a phone's [`PhoneConfig::srtp`] keys are set;
 //! - [`codec`]: PCMU/PCMA ([`g711`], ours), G.722 and Opus behind [`AudioDecoder`] /
 //!   [`AudioEncoder`], at the phone's native rate;
 //! - [`jitter`]: the adaptive jitter buffer (pull model, FEC/PLC decisions, skew control);
@@ -13,10 +15,10 @@
 //! - [`recording`]: the hook that sees each direction's audio per tick;
 //! - [`quality`]: the E-model (ITU-T G.107) MOS estimate from loss, jitter and round-trip time.
 //!
-//! It deliberately does **not** own sockets, SRTP, ICE/DTLS (the bridge leg is str0m's, driven
-//! by the call layer), SDP decisions, or the clock. It is pure: time is an argument (`now:
-//! Instant`, RTP time), randomness (initial sequence numbers, timestamps, SSRCs) comes from the
-//! caller, and nothing blocks. A per-crate `clippy.toml` bans the clock and global RNG.
+//! It deliberately does **not** own sockets, the bridge leg's ICE/DTLS-SRTP (str0m's, driven by
+//! the call layer), SDP decisions (the SDES keys come in negotiated), or the clock. It is pure:
+//! time is an argument (`now: Instant`, RTP time), randomness (initial sequence numbers,
+//! timestamps, SSRCs, SRTP master keys) comes from the caller, and nothing blocks. A per-crate `clippy.toml` bans the clock and global RNG.
 //!
 //! The driving loop: feed every packet as it arrives ([`Conference::handle_phone_rtp`],
 //! [`Conference::handle_bridge_packet`]), call [`Conference::tick`] every 20 ms, then send what
