@@ -313,6 +313,7 @@ async fn run_registry(
     let mut calls: BTreeMap<CallId, DebugCall> = BTreeMap::new();
     let mut occupants = BTreeMap::new();
     let mut dropped_media = std::collections::BTreeSet::new();
+    let mut started_at: BTreeMap<CallId, tokio::time::Instant> = BTreeMap::new();
     while let Some(event) = events.recv().await {
         match event {
             RegistryEvent::Joined(id) => {
@@ -342,6 +343,7 @@ async fn run_registry(
                 display_name,
                 remote,
             } => {
+                started_at.insert(id, tokio::time::Instant::now());
                 calls.insert(
                     id,
                     DebugCall {
@@ -381,9 +383,18 @@ async fn run_registry(
                     publish_calls(&debug, &calls);
                 }
                 dropped_media.remove(&id);
-                occupants.remove(&id);
+                let others = occupants.remove(&id).unwrap_or(0);
+                let seconds = started_at
+                    .remove(&id)
+                    .map_or(0, |at| at.elapsed().as_secs());
                 if joined.remove(&id) {
-                    rest.send_modify(|s| s.total_conferences_completed += 1);
+                    // Jigasi's onSessionRemoved: one conference, its members but the focus
+                    // (the gateway counted), and the call's length.
+                    rest.send_modify(|s| {
+                        s.total_conferences_completed += 1;
+                        s.total_participants += u64::try_from(others).unwrap_or(u64::MAX);
+                        s.total_conference_seconds += seconds;
+                    });
                 }
             }
         }
@@ -597,6 +608,58 @@ mod tests {
             room_load(&std::collections::BTreeSet::new(), &occupants),
             (0, vec![0; 22])
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ended_calls_add_jigasis_conference_totals() {
+        let (events, rx) = mpsc::channel(16);
+        let (brewery, _) = watch::channel(Stats {
+            conferences: 0,
+            participants: 0,
+            graceful_shutdown: false,
+            stress_level: 0.0,
+            region: None,
+            version: VERSION.to_owned(),
+            supports_transcription: false,
+            supports_sip: true,
+        });
+        let (rest, mut snapshots) = watch::channel(StatsSnapshot::default());
+        let (debug, _) = watch::channel(DebugSnapshot::default());
+        tokio::spawn(run_registry(rx, brewery, Arc::new(rest), debug, 10));
+        let started = |id| RegistryEvent::Started {
+            id,
+            direction: jigasi_api::CallDirection::In,
+            display_name: "caller".into(),
+            remote: "sip:caller@example.com".into(),
+        };
+        let (joined, never_joined) = (CallId::new(1), CallId::new(2));
+        for event in [
+            started(joined),
+            started(never_joined),
+            RegistryEvent::Joined(joined),
+            RegistryEvent::Occupants(joined, 3),
+        ] {
+            events.send(event).await.expect("registry runs");
+        }
+        tokio::time::sleep(Duration::from_secs(65)).await;
+        events
+            .send(RegistryEvent::Ended(joined))
+            .await
+            .expect("registry runs");
+        events
+            .send(RegistryEvent::Ended(never_joined))
+            .await
+            .expect("registry runs");
+        let totals = snapshots
+            .wait_for(|s| s.total_conferences_completed > 0)
+            .await
+            .expect("registry runs")
+            .clone();
+        // Focus + two web participants besides us; 65 s; the call that never joined a room
+        // adds nothing (as it adds no completed conference).
+        assert_eq!(totals.total_conferences_completed, 1);
+        assert_eq!(totals.total_participants, 3);
+        assert_eq!(totals.total_conference_seconds, 65);
     }
 
     fn status(sip: Option<RegistrationState>, breweries: &[BreweryState]) -> GatewayStatus {
