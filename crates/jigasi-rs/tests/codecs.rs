@@ -70,6 +70,9 @@ struct Codec {
     static_pt: Option<u8>,
     /// How baresip logs the encoder and decoder it sets up for the call.
     engine: &'static str,
+    /// RTP timestamp ticks per 20 ms packet (G.722 keeps the 8000 Hz clock of RFC 3551
+    /// although it samples at 16 kHz; Opus is always 48000, RFC 7587).
+    ticks: u32,
     /// The phone's tone (Hz).
     phone_tone: u32,
     /// The web participant's tone (Hz).
@@ -83,6 +86,7 @@ const PCMU: Codec = Codec {
     sdp: "PCMU/8000/1",
     static_pt: Some(0),
     engine: "PCMU 8000Hz 1ch",
+    ticks: 160,
     phone_tone: 700,
     conference_tone: 1300,
     wideband: false,
@@ -93,6 +97,7 @@ const PCMA: Codec = Codec {
     sdp: "PCMA/8000/1",
     static_pt: Some(8),
     engine: "PCMA 8000Hz 1ch",
+    ticks: 160,
     phone_tone: 700,
     conference_tone: 1300,
     wideband: false,
@@ -103,6 +108,7 @@ const G722: Codec = Codec {
     sdp: "G722/8000/1",
     static_pt: Some(9),
     engine: "G722 16000Hz 1ch",
+    ticks: 160,
     phone_tone: 5000,
     conference_tone: 6000,
     wideband: true,
@@ -113,6 +119,7 @@ const OPUS: Codec = Codec {
     sdp: "opus/48000/2",
     static_pt: None,
     engine: "opus 48000Hz 2ch",
+    ticks: 960,
     phone_tone: 5000,
     conference_tone: 6000,
     wideband: true,
@@ -125,6 +132,123 @@ enum Direction {
     DialIn,
     /// The stand-in sends a Rayo dial for `bob`, who answers automatically.
     DialOut,
+}
+
+/// One RTP packet on the phone leg, from a capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RtpSeen {
+    /// UDP source and destination ports.
+    ports: (u16, u16),
+    /// Payload type.
+    pt: u8,
+    /// Sequence number.
+    seq: u16,
+    /// RTP timestamp.
+    timestamp: u32,
+}
+
+/// A `dumpcap` capture of the gateway's media ports (`--min-port`..`--max-port` of the demo
+/// deployment) on loopback, in libpcap format. Stopped when dropped.
+struct Capture {
+    child: std::process::Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Starts capturing; `None` (and a note) when `dumpcap` is missing or may not capture.
+    fn start(dir: &Path) -> Option<Capture> {
+        let file = dir.join("media.pcap");
+        let child = Command::new("dumpcap")
+            .args([
+                "-q",
+                "-P",
+                "-i",
+                "lo",
+                "-f",
+                "udp portrange 20000-20100",
+                "-w",
+            ])
+            .arg(&file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(mut child) = child else {
+            eprintln!("RTP checks skipped: no dumpcap");
+            return None;
+        };
+        // dumpcap writes the file header once it captures.
+        for _ in 0..100 {
+            if std::fs::metadata(&file).is_ok_and(|m| m.len() >= 24) {
+                return Some(Capture { child, file });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!("RTP checks skipped: dumpcap exited with {status}");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("RTP checks skipped: dumpcap did not start capturing");
+        None
+    }
+
+    /// Stops the capture and returns the RTP packets in it (UDP over IPv4 over Ethernet, as
+    /// Linux captures loopback).
+    fn stop(mut self) -> Vec<RtpSeen> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let bytes = std::fs::read(&self.file).unwrap_or_default();
+        let mut packets = Vec::new();
+        let mut at = 24;
+        while let Some(header) = bytes.get(at..at + 16) {
+            let len = u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize;
+            let Some(frame) = bytes.get(at + 16..at + 16 + len) else {
+                break;
+            };
+            at += 16 + len;
+            let Some(ip) = frame
+                .get(14..)
+                .filter(|_| frame.get(12..14) == Some(&[8, 0]))
+            else {
+                continue;
+            };
+            let ihl = usize::from(ip.first().map_or(0, |b| b & 0x0f)) * 4;
+            if ip.get(9) != Some(&17) || ihl < 20 {
+                continue;
+            }
+            let Some(udp) = ip.get(ihl..) else {
+                continue;
+            };
+            let rtp = udp.get(8..).unwrap_or_default();
+            // RTCP (payload types 192..=223 with the marker bit, RFC 5761 §4) is not RTP.
+            if udp.len() < 8 || rtp.len() < 12 || rtp[0] >> 6 != 2 || (192..=223).contains(&rtp[1])
+            {
+                continue;
+            }
+            packets.push(RtpSeen {
+                ports: (
+                    u16::from_be_bytes([udp[0], udp[1]]),
+                    u16::from_be_bytes([udp[2], udp[3]]),
+                ),
+                pt: rtp[1] & 0x7f,
+                seq: u16::from_be_bytes([rtp[2], rtp[3]]),
+                timestamp: u32::from_be_bytes([rtp[4], rtp[5], rtp[6], rtp[7]]),
+            });
+        }
+        packets
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// The test's files (what each side played and heard); kept for inspection when the test fails
@@ -389,6 +513,7 @@ async fn call(codec: Codec, direction: Direction) {
     })
     .unwrap();
     phone.wait_registered(Duration::from_secs(5)).unwrap();
+    let capture = Capture::start(dir.path());
     match direction {
         Direction::DialIn => phone
             .dial(&format!("sip:{SIP_USER}@{}", registrar.ip()))
@@ -449,6 +574,7 @@ async fn call(codec: Codec, direction: Direction) {
     let heard = wait_until_heard(&session, &nick, &phone, down).await;
     phone.hangup().unwrap();
     let _ = phone.wait_event("CALL_CLOSED", Duration::from_secs(5));
+    let packets = capture.map(Capture::stop);
     let violations = session.standin.violations(DEMO_ROOM).await.unwrap();
     assert!(violations.is_empty(), "{violations:?}");
 
@@ -474,6 +600,48 @@ async fn call(codec: Codec, direction: Direction) {
             .replace("dump-", "phone-"),
     );
     let phone_heard = audio::read_wav(&recording).unwrap();
+    // (a) continued: the RTP on the wire, both ways: the payload type, and the gateway's clock.
+    if let Some(packets) = packets {
+        let log = phone.log();
+        let gateway_port: u16 = log
+            .split("receiving from 127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no RTP source in the phone's log:\n{log}"));
+        let pt: u8 = ours
+            .iter()
+            .find(|l| l.contains(codec.sdp))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        let to_phone: Vec<&RtpSeen> = packets
+            .iter()
+            .filter(|p| p.ports.0 == gateway_port)
+            .collect();
+        let from_phone = packets.iter().filter(|p| p.ports.1 == gateway_port);
+        assert!(
+            to_phone.len() > 100,
+            "{} RTP packets to the phone",
+            to_phone.len()
+        );
+        for packet in to_phone.iter().copied().chain(from_phone) {
+            assert_eq!(packet.pt, pt, "{codec:?} {direction:?}: {packet:?}");
+        }
+        // Consecutive packets are one frame apart on the RTP clock (a frame the gateway skipped
+        // under load is a multiple).
+        let steps: Vec<u32> = to_phone
+            .windows(2)
+            .filter(|pair| pair[1].seq == pair[0].seq.wrapping_add(1))
+            .map(|pair| pair[1].timestamp.wrapping_sub(pair[0].timestamp))
+            .collect();
+        let one_frame = steps.iter().filter(|&&step| step == codec.ticks).count();
+        assert!(
+            steps.iter().all(|step| step % codec.ticks == 0) && one_frame * 10 >= steps.len() * 9,
+            "{codec:?} {direction:?}: the gateway's RTP timestamps do not step by {}: {steps:?}",
+            codec.ticks
+        );
+    }
+
     // Everything else happens offline: the peers go (the phone before its registrar).
     let log = session.gateway.log();
     drop(phone);
