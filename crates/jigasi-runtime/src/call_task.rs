@@ -1019,3 +1019,66 @@ fn uuid(rng: &mut impl Rng) -> String {
         b[15]
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn port(socket: &UdpSocket) -> u16 {
+        socket.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// A free even port with the next three free too, from the OS.
+    fn free_block() -> u16 {
+        for _ in 0..100 {
+            let probe = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).ok();
+            let Some(base) = probe
+                .and_then(|s| s.local_addr().ok())
+                .map(|a| a.port() & !1)
+            else {
+                continue;
+            };
+            if base < 60_000
+                && (base..base + 4)
+                    .all(|p| std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, p)).is_ok())
+            {
+                return base;
+            }
+        }
+        panic!("no four free ports");
+    }
+
+    #[tokio::test]
+    async fn rtp_and_rtcp_get_an_even_odd_pair_from_the_range() {
+        let base = free_block();
+        let (rtp, rtcp) = bind_rtp_rtcp_pair(&(base..=base + 3), LOOPBACK)
+            .await
+            .expect("a pair");
+        assert_eq!(port(&rtp) % 2, 0);
+        assert_eq!(port(&rtcp), port(&rtp) + 1);
+        assert!((base..=base + 3).contains(&port(&rtcp)));
+        drop((rtp, rtcp));
+
+        // The first even port's partner is taken: the next even pair.
+        let taken = UdpSocket::bind((LOOPBACK, base + 1)).await.expect("bind");
+        let (rtp, rtcp) = bind_rtp_rtcp_pair(&(base..=base + 3), LOOPBACK)
+            .await
+            .expect("a pair");
+        assert_eq!((port(&rtp), port(&rtcp)), (base + 2, base + 3));
+        drop((rtp, rtcp, taken));
+
+        // Only an odd start fits: 2k+1, 2k+2.
+        let (rtp, rtcp) = bind_rtp_rtcp_pair(&(base + 1..=base + 2), LOOPBACK)
+            .await
+            .expect("an odd pair");
+        assert_eq!((port(&rtp), port(&rtcp)), (base + 1, base + 2));
+
+        // One port, or everything taken: 503.
+        let single = bind_rtp_rtcp_pair(&(base..=base), LOOPBACK).await;
+        assert_eq!(single.map(|_| ()).map_err(|(status, _)| status), Err(503));
+        let full = bind_rtp_rtcp_pair(&(base + 1..=base + 2), LOOPBACK).await;
+        assert_eq!(full.map(|_| ()).map_err(|(status, _)| status), Err(503));
+    }
+}
