@@ -4,8 +4,10 @@
 //! binary. Each test checks from the outside that
 //!
 //! - (a) the gateway's SDP answer (dial-in: that codec alone, with its static payload type) or
-//!   offer (dial-out: among the others) as baresip's `callstat` shows it, and the encoder and
-//!   decoder baresip then set up (its log);
+//!   offer (dial-out: among the others) as baresip's `callstat` shows it, the encoder and
+//!   decoder baresip then set up (its log), and on the wire (a `dumpcap` capture, when it may
+//!   capture) the payload type both ways and the gateway's RTP clock (160 ticks a packet for
+//!   G.711 and G.722, 960 for Opus);
 //! - (b) a tone sent each way arrives at the right frequency; the wideband codecs carry tones
 //!   above 4 kHz, which a narrowband stage anywhere on the path would remove;
 //! - (c) speech sent each way scores above a PESQ floor (PESQ-NB for G.711; PESQ-WB for G.722 and
@@ -570,7 +572,7 @@ async fn call(codec: Codec, direction: Direction) {
     // The phone starts listening at any point of the participant's loop: after a whole loop, a
     // pause and the speech, it heard a tone followed by the whole sentence. The phone's own
     // tone and sentence (4 s) were sent 2.5 s before that.
-    let down = seconds(web_loop_len + web_samples.len(), RATE) + PAUSE.as_secs_f64() + 0.2;
+    let down = seconds(web_loop_len + web_samples.len(), RATE) + PAUSE.as_secs_f64() + 0.4;
     let heard = wait_until_heard(&session, &nick, &phone, down).await;
     phone.hangup().unwrap();
     let _ = phone.wait_event("CALL_CLOSED", Duration::from_secs(5));
@@ -671,8 +673,9 @@ async fn call(codec: Codec, direction: Direction) {
     // The phone hears the participant's loop from any point: the sentence to score is the last
     // one that follows a tone and was heard whole (the call is most settled then).
     let from_tone = dir.path().join("phone-heard-from-tone.wav");
-    let sentence =
-        (PAUSE.as_secs_f64() + seconds(web_samples.len(), RATE)) * f64::from(phone_heard.rate);
+    // The end of a tone run is found to 100 ms; the margin also covers delay changes.
+    let sentence = (PAUSE.as_secs_f64() + seconds(web_samples.len(), RATE) + 0.2)
+        * f64::from(phone_heard.rate);
     let start = down
         .ends
         .iter()
