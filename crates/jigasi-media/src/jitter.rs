@@ -7,13 +7,10 @@
 //!
 //! How it behaves:
 //! - **Delay.** The target delay is the measured delay variation (a peak that decays with a
-//!   time constant of about 5 s) plus half a frame, rounded up to whole frames and kept within
-//!   [`JitterConfig::min_delay`]..=[`JitterConfig::max_delay`] (default 20..=200 ms). A new
+//!   time constant of about 5 s) plus one frame, rounded up to whole frames and kept within
+//!   [`JitterConfig::min_delay`]..=[`JitterConfig::max_delay`] (default 40..=200 ms). A new
 //!   talkspurt (first packet, or packets after the buffer ran dry) starts playing once its first
-//!   packet waited the target delay less half a frame (the 20 ms tick is not phase-locked to
-//!   arrivals), so every later packet of the talkspurt has at least `target − frame/2` of slack:
-//!   a clean path plays one frame behind (WebRTC NetEq's floor too), and each 20 ms of measured
-//!   variation adds a frame.
+//!   packet waited the target delay.
 //! - **Growth.** When the buffer runs dry in the middle of speech, the frame is concealed and
 //!   the play position *holds*, so a late packet still plays and the delay grows by one frame.
 //!   After [`JitterConfig::max_concealed_frames`] the stream counts as idle (the sender stopped,
@@ -40,8 +37,8 @@ use crate::rtp::{SequenceUnwrapper, TimestampUnwrapper};
 /// Jitter buffer settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JitterConfig {
-    /// The smallest target delay. Default 20 ms (one frame; performance-anchors.md §4
-    /// "adaptive, minimum 1 frame"): measured jitter raises the target above it.
+    /// The smallest target delay. Default 40 ms (two frames: one for the tick phase, one for
+    /// network jitter; performance-anchors.md §4 "typical 40–60 ms").
     pub min_delay: Duration,
     /// The largest target delay. Default 200 ms (beyond ~250 ms users perceive the latency,
     /// anchors §4).
@@ -55,7 +52,7 @@ pub struct JitterConfig {
 impl Default for JitterConfig {
     fn default() -> Self {
         Self {
-            min_delay: Duration::from_millis(20),
+            min_delay: Duration::from_millis(40),
             max_delay: Duration::from_millis(200),
             capacity: 20,
             max_concealed_frames: 3,
@@ -306,10 +303,7 @@ impl JitterBuffer {
     /// The current target delay.
     pub fn target_delay(&self) -> Duration {
         let frame = self.frame_duration();
-        // Half a frame of slack beyond the peak variation: playback starts when the first
-        // packet waited `target − frame/2` (see `pop`), so this keeps every packet of the
-        // talkspurt at least as early as the worst variation seen.
-        let wanted = self.delay.peak() + frame / 2;
+        let wanted = self.delay.peak() + frame;
         let frames = wanted.as_micros().div_ceil(frame.as_micros().max(1));
         let rounded = frame * u32::try_from(frames).unwrap_or(u32::MAX);
         rounded.clamp(self.config.min_delay, self.config.max_delay)
@@ -582,15 +576,6 @@ mod tests {
         JitterBuffer::new(JitterConfig::default(), 8000, 160)
     }
 
-    /// A buffer whose floor is `min_ms` (as if it had learned that much jitter already).
-    fn buffer_with_min(min_ms: u64) -> JitterBuffer {
-        let config = JitterConfig {
-            min_delay: Duration::from_millis(min_ms),
-            ..JitterConfig::default()
-        };
-        JitterBuffer::new(config, 8000, 160)
-    }
-
     fn payload(index: u32) -> [u8; 4] {
         index.to_be_bytes()
     }
@@ -673,51 +658,18 @@ mod tests {
         let mut jb = buffer();
         let arrivals: Vec<_> = (0..50).map(|i| Some(20 * i)).collect();
         let out = run(&mut jb, start, 100, 0, &arrivals, 50);
-        // A clean path plays one frame behind: waits ≥ 10 ms (target 20 − half a frame).
-        assert_eq!(out[0], Out::Sil);
-        assert_eq!(out[1], Out::F(0));
-        assert_eq!(frames(&out), (0..49).collect::<Vec<_>>());
-        assert_eq!(jb.target_delay(), Duration::from_millis(20));
-        assert_eq!(jb.stats().plc + jb.stats().fec, 0);
-    }
-
-    #[test]
-    fn a_larger_floor_waits_longer_before_the_first_frame() {
-        let start = t0();
-        let mut jb = buffer_with_min(40);
-        let arrivals: Vec<_> = (0..50).map(|i| Some(20 * i)).collect();
-        let out = run(&mut jb, start, 100, 0, &arrivals, 50);
         // Waits ≥ 30 ms (target 40 − half a frame) before the first frame.
         assert_eq!(&out[..2], &[Out::Sil, Out::Sil]);
         assert_eq!(out[2], Out::F(0));
+        assert_eq!(frames(&out), (0..48).collect::<Vec<_>>());
         assert_eq!(jb.target_delay(), Duration::from_millis(40));
         assert_eq!(jb.stats().plc + jb.stats().fec, 0);
-    }
-
-    #[test]
-    fn a_late_packet_at_the_one_frame_floor_grows_the_target() {
-        let start = t0();
-        let mut jb = buffer();
-        // Packet 10 is 25 ms late; packet 30 is 25 ms late again.
-        let arrivals: Vec<_> = (0..50u64)
-            .map(|i| Some(20 * i + if i == 10 || i == 30 { 25 } else { 0 }))
-            .collect();
-        let out = run(&mut jb, start, 0, 0, &arrivals, 52);
-        // The first surprise costs a concealed frame (the play position holds, so the late
-        // packet still plays) and raises the target to cover 25 ms of variation...
-        assert_eq!(frames(&out), (0..50).collect::<Vec<_>>());
-        assert_eq!(jb.stats().plc, 1, "{out:?}");
-        assert_eq!(jb.target_delay(), Duration::from_millis(40));
-        // ...so the second one plays on time.
-        assert_eq!(jb.stats().late, 0);
     }
 
     #[test]
     fn reordered_packets_play_in_order() {
         let start = t0();
-        // Two frames deep, as after 20 ms of jitter was seen (a reorder beyond what was seen
-        // costs a concealed frame first: `a_late_packet_at_the_one_frame_floor_grows_the_target`).
-        let mut jb = buffer_with_min(40);
+        let mut jb = buffer();
         let mut arrivals: Vec<_> = (0..30).map(|i| Some(20 * i)).collect();
         arrivals.swap(5, 6);
         arrivals.swap(10, 12);
@@ -728,7 +680,7 @@ mod tests {
     #[test]
     fn loss_uses_fec_from_the_next_packet_and_plc_for_bursts() {
         let start = t0();
-        let mut jb = buffer_with_min(40);
+        let mut jb = buffer();
         let mut arrivals: Vec<_> = (0..40).map(|i| Some(20 * i)).collect();
         arrivals[10] = None;
         arrivals[20] = None;
@@ -826,7 +778,7 @@ mod tests {
             65_531,
             u32::MAX - 160 * 10 + 1,
             &arrivals,
-            41,
+            42,
         );
         assert_eq!(frames(&out), (0..40).collect::<Vec<_>>());
         assert_eq!(jb.stats().plc + jb.stats().fec + jb.stats().late, 0);
@@ -925,7 +877,7 @@ mod tests {
             "bounded: {max_target:?}"
         );
         assert!(target_at_10s >= Duration::from_millis(60));
-        assert_eq!(jb.target_delay(), Duration::from_millis(20), "shrank back");
+        assert_eq!(jb.target_delay(), Duration::from_millis(40), "shrank back");
         assert!(
             jb.buffered() <= Duration::from_millis(60),
             "buffer drained: {:?}",
