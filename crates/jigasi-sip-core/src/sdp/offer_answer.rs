@@ -417,7 +417,11 @@ impl SdpSession {
                 channels,
             });
         }
-        let mut fmtps = Vec::new();
+        let mut fmtps: Vec<(PayloadType, String)> = rtpmaps
+            .iter()
+            .filter(|r| r.encoding.eq_ignore_ascii_case("opus"))
+            .map(|r| (r.payload_type, OPUS_FMTP.to_owned()))
+            .collect();
         if local.telephone_event_enabled() {
             let pt = PayloadType::new(TELEPHONE_EVENT_PT);
             rtpmaps.push(Rtpmap {
@@ -652,6 +656,11 @@ fn negotiated_codec(media: &MediaDescription, rtpmap: &Rtpmap) -> NegotiatedCode
 type AudioAnswer = Result<(MediaDescription, Negotiation), PeerIncompatible>;
 
 /// Answers one active audio stream; the inner error says why this stream is declined.
+/// Our Opus `fmtp` (RFC 7587 §6.1): we decode a phone's Opus at 16 kHz and encode it from
+/// 16 kHz (no point in the phone sending fullband), and we use in-band FEC, so the phone's
+/// encoder should add it (an Opus phone otherwise sends none, and a lost packet is only PLC).
+const OPUS_FMTP: &str = "maxplaybackrate=16000;sprop-maxcapturerate=16000;useinbandfec=1";
+
 fn answer_audio(
     offer: &SessionDescription,
     media: &MediaDescription,
@@ -728,11 +737,12 @@ fn answer_audio(
         ..codec.clone()
     }];
     let mut fmtps = Vec::new();
-    // Opus fmtp describes the sender (sprop-*); other codecs' fmtp are negotiated modes
-    // (AMR octet-align, iLBC mode, G.729 annexb) that the answer repeats.
-    if let Some(params) = media.fmtp(codec.payload_type)
-        && !codec.encoding.eq_ignore_ascii_case("opus")
-    {
+    // Opus fmtp describes each side's own receiving and sending (RFC 7587 §6.1), so the answer
+    // states ours; other codecs' fmtp are negotiated modes (AMR octet-align, iLBC mode, G.729
+    // annexb) that the answer repeats.
+    if codec.encoding.eq_ignore_ascii_case("opus") {
+        fmtps.push((codec.payload_type, OPUS_FMTP.to_owned()));
+    } else if let Some(params) = media.fmtp(codec.payload_type) {
         fmtps.push((codec.payload_type, params.to_owned()));
     }
     let mut formats = vec![codec.payload_type.to_string()];

@@ -68,6 +68,8 @@ fn baresip_opus_offer_gets_opus_and_telephone_event() {
             "m=audio 20000 RTP/AVP 96 101",
             "a=rtpmap:96 opus/48000/2",
             "a=rtpmap:101 telephone-event/8000",
+            // Ours, not the offer's stereo/sprop-stereo (RFC 7587 §6.1).
+            "a=fmtp:96 maxplaybackrate=16000;sprop-maxcapturerate=16000;useinbandfec=1",
             "a=fmtp:101 0-15",
             "a=ptime:20",
             "a=sendrecv",
@@ -483,6 +485,7 @@ fn our_dial_out_offer_and_the_answer_to_it() {
             "a=rtpmap:8 PCMA/8000",
             "a=rtpmap:98 iLBC/8000",
             "a=rtpmap:101 telephone-event/8000",
+            "a=fmtp:96 maxplaybackrate=16000;sprop-maxcapturerate=16000;useinbandfec=1",
             "a=fmtp:101 0-16",
             "a=ptime:20",
             "a=sendrecv",
