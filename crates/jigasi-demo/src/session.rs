@@ -64,8 +64,10 @@ pub struct Session {
     pub gateway: GatewayProcess,
     /// Time from starting the gateway to its "gateway ready" line.
     pub ready_after: Duration,
-    /// Where WAVs and captures go (kept after the session).
+    /// Where WAVs and captures go: removed with the session unless [`Session::keep_work`] was
+    /// called or a test is failing (then it is kept and printed).
     pub work: PathBuf,
+    work_dir: Option<tempfile::TempDir>,
     known_nicks: Vec<String>,
 }
 
@@ -127,19 +129,27 @@ impl Session {
             .ok_or_else(|| {
                 DemoError::Expectation("the stand-in never saw the gateway in the brewery".into())
             })?;
-        let work = tempfile::Builder::new()
+        let work_dir = tempfile::Builder::new()
             .prefix("jigasi-demo-calls-")
             .tempdir()
-            .map_err(io("temp dir"))?
-            .keep();
+            .map_err(io("temp dir"))?;
         Ok(Self {
             deployment,
             standin,
             gateway,
             ready_after,
-            work,
+            work: work_dir.path().to_path_buf(),
+            work_dir: Some(work_dir),
             known_nicks: Vec::new(),
         })
+    }
+
+    /// Keeps [`Session::work`] after the session (the demo points the user at its WAV files).
+    pub fn keep_work(&mut self) -> PathBuf {
+        if let Some(dir) = self.work_dir.take() {
+            let _ = dir.keep();
+        }
+        self.work.clone()
     }
 
     /// A phone (baresip `alice`, registered at Kamailio) calls the gateway's number; Kamailio adds
@@ -397,4 +407,15 @@ pub async fn dial_out_scenario(
         report.reference.clone().unwrap_or_default(),
         CallReport { log, ..report },
     ))
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(dir) = self.work_dir.take()
+        {
+            let kept = dir.keep();
+            eprintln!("session files kept for inspection: {}", kept.display());
+        }
+    }
 }

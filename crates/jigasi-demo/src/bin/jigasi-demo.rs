@@ -105,7 +105,9 @@ async fn demo() -> Result<(), DemoError> {
         .map_err(|e| DemoError::Expectation(e.to_string()))??;
     println!("GET /about/health -> {} {}", health.0, health.1);
 
-    let capture_file = session.work.join("media.pcap");
+    // The demo's files stay for the user (also when a step fails).
+    let work = session.keep_work();
+    let capture_file = work.join("media.pcap");
     let capture = start_capture(&capture_file);
 
     println!(
@@ -118,7 +120,6 @@ async fn demo() -> Result<(), DemoError> {
     let dial_out = session.dial_out("dial-out", &phone_padded, TALK).await?;
 
     let streams = stop_capture(capture, &capture_file);
-    let work = session.work.clone();
     let (exit, _log) = session.stop()?;
 
     let mut ok = true;
