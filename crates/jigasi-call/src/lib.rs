@@ -29,8 +29,8 @@ pub use call::{
     MediaSocket, RTCP_INTERVAL, ReasonProtocol, SipCommand, SipInput, WallClock,
     XMPP_RECONNECT_WINDOW,
 };
-/// The quality types [`CallQuality`] is made of.
-pub use jigasi_media::quality::{CodecImpairment, LegQuality, StreamQuality};
 pub use conference::{
     ConferenceConfig, ConferenceEvent, ConferenceLeg, ConferenceOutput, EndReason,
 };
+/// The quality types [`CallQuality`] is made of.
+pub use jigasi_media::quality::{CodecImpairment, LegQuality, StreamQuality};
