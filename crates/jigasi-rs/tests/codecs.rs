@@ -131,9 +131,12 @@ const OPUS: Codec = Codec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Direction {
     /// baresip `alice` calls the gateway's number through Kamailio.
-    DialIn,
+    In,
+    /// baresip `alice` calls the gateway's own SIP address, no proxy in between; the room is
+    /// `DEFAULT_JVB_ROOM_NAME` (no room header on a direct call).
+    InDirect,
     /// The stand-in sends a Rayo dial for `bob`, who answers automatically.
-    DialOut,
+    Out,
 }
 
 /// One RTP packet on the phone leg, from a capture.
@@ -498,17 +501,24 @@ async fn call(codec: Codec, direction: Direction) {
         participant: AudioSource::Wav(web_loop),
         echo: false,
         capture: false,
-        extra_properties: Vec::new(),
+        extra_properties: match direction {
+            Direction::InDirect => {
+                vec![format!(
+                    "org.jitsi.jigasi.DEFAULT_JVB_ROOM_NAME={DEMO_ROOM}"
+                )]
+            }
+            Direction::In | Direction::Out => Vec::new(),
+        },
     };
     let mut session = Session::start(Path::new(BIN), &config).await.unwrap();
     let registrar = session.deployment.kamailio.addr();
     let (user, password) = match direction {
-        Direction::DialIn => ("alice", "alicepw"),
-        Direction::DialOut => ("bob", "bobpw"),
+        Direction::In | Direction::InDirect => ("alice", "alicepw"),
+        Direction::Out => ("bob", "bobpw"),
     };
     let mut phone = Baresip::start(BaresipConfig {
         record: true,
-        auto_answer: direction == Direction::DialOut,
+        auto_answer: direction == Direction::Out,
         play_wav: Some(phone_wav),
         codecs: codec.baresip.into(),
         ..BaresipConfig::registering(user, password, registrar)
@@ -517,10 +527,16 @@ async fn call(codec: Codec, direction: Direction) {
     phone.wait_registered(Duration::from_secs(5)).unwrap();
     let capture = Capture::start(dir.path());
     match direction {
-        Direction::DialIn => phone
+        Direction::In => phone
             .dial(&format!("sip:{SIP_USER}@{}", registrar.ip()))
             .unwrap(),
-        Direction::DialOut => {
+        Direction::InDirect => phone
+            .dial(&format!(
+                "sip:{SIP_USER}@127.0.0.1:{}",
+                session.deployment.sip_port
+            ))
+            .unwrap(),
+        Direction::Out => {
             let dialled = session.standin.dial(DEMO_ROOM, "bob", &[]).await;
             assert!(dialled.is_ok(), "{dialled:?}\n{}", session.gateway.log());
         }
@@ -540,7 +556,7 @@ async fn call(codec: Codec, direction: Direction) {
     let ours = formats(&status, "remote");
     let theirs = formats(&status, "local");
     match direction {
-        Direction::DialIn => assert!(
+        Direction::In | Direction::InDirect => assert!(
             ours.first().is_some_and(|line| line.contains(codec.sdp))
                 && ours
                     .iter()
@@ -550,7 +566,7 @@ async fn call(codec: Codec, direction: Direction) {
             "{codec:?}: the gateway's answer is not {} alone: {ours:?}\n{status}",
             codec.sdp
         ),
-        Direction::DialOut => assert!(
+        Direction::Out => assert!(
             ours.iter().any(|l| l.contains(codec.sdp))
                 && theirs.first().is_some_and(|l| l.contains(codec.sdp)),
             "{codec:?}: offer {ours:?}, answer {theirs:?}\n{status}"
@@ -716,40 +732,45 @@ async fn call(codec: Codec, direction: Direction) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pcmu_dial_in() {
-    call(PCMU, Direction::DialIn).await;
+    call(PCMU, Direction::In).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pcmu_dial_out() {
-    call(PCMU, Direction::DialOut).await;
+    call(PCMU, Direction::Out).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pcma_dial_in() {
-    call(PCMA, Direction::DialIn).await;
+    call(PCMA, Direction::In).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pcma_dial_out() {
-    call(PCMA, Direction::DialOut).await;
+    call(PCMA, Direction::Out).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g722_dial_in() {
-    call(G722, Direction::DialIn).await;
+    call(G722, Direction::In).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g722_dial_in_direct_to_the_gateway() {
+    call(G722, Direction::InDirect).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g722_dial_out() {
-    call(G722, Direction::DialOut).await;
+    call(G722, Direction::Out).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opus_dial_in() {
-    call(OPUS, Direction::DialIn).await;
+    call(OPUS, Direction::In).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opus_dial_out() {
-    call(OPUS, Direction::DialOut).await;
+    call(OPUS, Direction::Out).await;
 }
