@@ -280,8 +280,9 @@ async fn dial_outs_go_to_the_least_loaded_instance_and_never_to_one_shutting_dow
 
 /// Kamailio's dispatcher in front of two instances: round robin gives each one a dial-in call
 /// with audio; an instance in graceful shutdown answers new calls with 503 and the dispatcher
-/// fails over to the other; once it has exited, a call offered to it times out and fails over
-/// too; restarted, it is probed back into the pool and gets calls again.
+/// fails over to the other; its OPTIONS probes then get 503 too, so it stays out of the pool and,
+/// once it has exited, is never offered a call; restarted, it is probed back into the pool and
+/// gets calls again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dial_ins_are_spread_by_the_dispatcher_and_fail_over_from_a_stopped_instance() {
     let Some(mut cluster) = two_instances().await else {
@@ -323,7 +324,8 @@ async fn dial_ins_are_spread_by_the_dispatcher_and_fail_over_from_a_stopped_inst
     );
 
     // (c) The instance that took the first call is stopped (SIGTERM: graceful, its call goes
-    // on). Round robin offers it the next call; it answers 503 and the dispatcher fails over.
+    // on). It answers both INVITE and OPTIONS with 503 from now on: the next call either meets
+    // the 503 and fails over, or the dispatcher's probe already took the instance out.
     cluster.instances[first].gateway.sigterm().unwrap();
     cluster.instances[first]
         .gateway
@@ -342,10 +344,15 @@ async fn dial_ins_are_spread_by_the_dispatcher_and_fail_over_from_a_stopped_inst
         880.0
     ));
     let log = cluster.kamailio.log();
+    let first_port = cluster.instances[first].sip_port;
+    let failed_over = log.contains(&format!("failed at {first_uri} (503)"))
+        && log.contains(&format!("failover to {other_uri}"));
+    let probed_out = log.contains(&format!(
+        "REPLY 503 Service Unavailable for OPTIONS from 127.0.0.1:{first_port}"
+    ));
     assert!(
-        log.contains(&format!("failed at {first_uri} (503)"))
-            && log.contains(&format!("failover to {other_uri}")),
-        "no failover in the Kamailio log:\n{}",
+        failed_over || probed_out,
+        "neither a failover nor a probe took the draining instance out:\n{}",
         logs(&mut cluster)
     );
     assert!(
@@ -355,9 +362,15 @@ async fn dial_ins_are_spread_by_the_dispatcher_and_fail_over_from_a_stopped_inst
         "the stopped instance's running call must go on"
     );
 
-    // Its last call ends: it exits. Calls to the pool still reach the other instance: of two
-    // calls, round robin offers one to the dead address, which never answers; after
-    // `failover_after` (2 s) Kamailio gives up on it (408) and fails over.
+    // Its last call ends: it exits. Calls to the pool all reach the other instance: the
+    // dispatcher marked the draining instance down at the 503 and its OPTIONS probes got 503
+    // (RFC 3261 §11.2) until it exited and then no answer, so no call is offered to the dead
+    // address (before the probes answered 503, one call in two waited `failover_after` there).
+    let offered_before = cluster
+        .kamailio
+        .log()
+        .matches(&format!(" to {first_uri}"))
+        .count();
     alice.hangup().unwrap();
     let exit = cluster.instances[first]
         .gateway
@@ -374,9 +387,10 @@ async fn dial_ins_are_spread_by_the_dispatcher_and_fail_over_from_a_stopped_inst
     let expected = if first == 0 { [0, 3] } else { [3, 0] };
     wait_conferences(&mut cluster, &expected).await;
     let log = cluster.kamailio.log();
-    assert!(
-        log.contains(&format!("failed at {first_uri} (408)")),
-        "no failover from the dead instance in the Kamailio log:\n{}",
+    assert_eq!(
+        log.matches(&format!(" to {first_uri}")).count(),
+        offered_before,
+        "a call was offered to the stopped instance:\n{}",
         logs(&mut cluster)
     );
 
@@ -385,6 +399,19 @@ async fn dial_ins_are_spread_by_the_dispatcher_and_fail_over_from_a_stopped_inst
     // lands there; with two destinations that takes at most two calls once it is active).
     let name = cluster.instances[first].name.clone();
     cluster.restart(&name).await.unwrap();
+    let probe_answered = format!(
+        "REPLY 200 OK for OPTIONS from 127.0.0.1:{}",
+        cluster.instances[first].sip_port
+    );
+    let started = std::time::Instant::now();
+    while !cluster.kamailio.log().contains(&probe_answered) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "Kamailio never probed the restarted instance\n{}",
+            logs(&mut cluster)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let mut landed = false;
     for _ in 0..6 {
         carol.hangup().unwrap();

@@ -42,8 +42,12 @@ pub struct KamailioConfig {
 /// Initial INVITEs whose Request-URI user is [`Dispatcher::user`] go to `ds_select_dst` with
 /// [`Dispatcher::algorithm`]; a destination that answers `503` or gives no reply at all within
 /// [`Dispatcher::failover_after`] is marked inactive + probing (`ds_mark_dst("ip")`) and the
-/// call goes to the next one (`ds_next_dst`). Destinations marked probing are pinged with
-/// OPTIONS every [`Dispatcher::probe_interval`] and come back once they answer. The log has
+/// call goes to the next one (`ds_next_dst`). Every destination is pinged with OPTIONS every
+/// [`Dispatcher::probe_interval`] (`ds_probing_mode` 1, as gateway pools usually run): one that
+/// answers a probe with an error (a gateway draining answers 503) or not at all is taken out of
+/// the pool, and comes back once it answers 200. (With probing mode 0 only destinations already
+/// marked probing are pinged, and here Kamailio then stopped probing one that had answered a
+/// probe with 503, so a drained and restarted gateway never came back.) The log has
 /// `DISPATCH <Call-ID> to <uri>`, `DISPATCH <Call-ID> failed at <uri> (<code>)` (408 when
 /// nothing answered) and `DISPATCH <Call-ID> failover to <uri>` lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +61,7 @@ pub struct Dispatcher {
     /// A destination that sends no reply at all (not even 100 Trying) within this time is
     /// given up for the next one (the transaction's `fr_timeout`; at least 100 ms).
     pub failover_after: Duration,
-    /// OPTIONS ping interval for destinations marked probing (`ds_ping_interval`, whole
-    /// seconds, at least 1).
+    /// OPTIONS ping interval (`ds_ping_interval`, whole seconds, at least 1).
     pub probe_interval: Duration,
 }
 
@@ -311,7 +314,7 @@ fn render_dispatcher(dispatcher: &Dispatcher, dir: &Path) -> (String, String, St
          modparam(\"dispatcher\", \"list_file\", \"{list}\")\n\
          modparam(\"dispatcher\", \"flags\", 2)\n\
          modparam(\"dispatcher\", \"ds_ping_interval\", {probe})\n\
-         modparam(\"dispatcher\", \"ds_probing_mode\", 0)\n\
+         modparam(\"dispatcher\", \"ds_probing_mode\", 1)\n\
          modparam(\"dispatcher\", \"ds_ping_from\", \"sip:dispatcher@127.0.0.1\")\n",
         list = dir.join("dispatcher.list").display(),
     );
