@@ -504,6 +504,22 @@ impl MediaLeg {
         self.send_rtp(now, ssrc, pt, rtp_time, payload, level, voice)
     }
 
+    /// Sends one RFC 4733 telephone-event packet (payload type
+    /// [`LegConfig::telephone_event_pt`]) on `ssrc`; `marker` on the first packet of an event.
+    /// Carries a loud, voiced audio level so a bridge that drops silent packets keeps it.
+    /// Before the leg is connected the packet is dropped; returns whether it was queued.
+    pub fn send_telephone_event(
+        &mut self,
+        now: Instant,
+        ssrc: Ssrc,
+        rtp_time: u32,
+        payload: &[u8; 4],
+        marker: bool,
+    ) -> Result<bool, LegError> {
+        let pt = self.config.telephone_event_pt;
+        self.write(now, ssrc, pt, rtp_time, payload, (0, true), marker)
+    }
+
     /// Sends one RTP packet of payload type `pt` on `ssrc` (one of ours): Opus as
     /// [`MediaLeg::send_audio`] does, or an RFC 4733 telephone event. Before the leg is
     /// connected the packet is dropped; returns whether it was queued.
@@ -517,6 +533,20 @@ impl MediaLeg {
         payload: &[u8],
         level: u8,
         voice: bool,
+    ) -> Result<bool, LegError> {
+        self.write(now, ssrc, pt, rtp_time, payload, (level, voice), false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        now: Instant,
+        ssrc: Ssrc,
+        pt: u8,
+        rtp_time: u32,
+        payload: &[u8],
+        (level, voice): (u8, bool),
+        marker: bool,
     ) -> Result<bool, LegError> {
         let Some(state) = self.send.get_mut(&ssrc) else {
             return Err(LegError::ApiMisuse(
@@ -545,6 +575,7 @@ impl MediaLeg {
                 now,
                 payload.to_vec(),
             )
+            .marker(marker)
             .ext_vals(ext_vals),
         );
         Ok(true)

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use jid::Jid;
+use jigasi_media::dtmf::DtmfSender;
 use jigasi_media::quality::{CodecImpairment, LegQuality, StreamQuality};
 use jigasi_media::rtcp::{self, NtpTime};
 use jigasi_media::{
@@ -33,6 +34,11 @@ use crate::conference::{
 
 /// The media tick: one 20 ms frame each way.
 const TICK: Duration = Duration::from_millis(20);
+
+/// Phone presses waiting for the conference at most (more are dropped: nobody dials that fast).
+const DTMF_TO_BRIDGE_QUEUE: usize = 16;
+/// The volume of the telephone events we send (−dBm0; 10 is what phones use).
+const DTMF_VOLUME: u8 = 10;
 
 /// How long an answered phone waits for the per-call XMPP connection to come back (and the
 /// conference to be rejoined) before it is hung up.
@@ -370,6 +376,10 @@ pub struct Call {
     phone_heard_at: Option<Instant>,
     /// A [`CallEvent::MediaDropped`] was reported and no RTP came since.
     media_dropped: bool,
+    /// DTMF pressed on the phone, waiting to go to the conference: (digit, 8 kHz ticks).
+    dtmf_to_bridge: VecDeque<(DtmfDigit, u16)>,
+    /// The RFC 4733 press being sent to the conference.
+    bridge_dtmf: Option<DtmfSender>,
     /// The XMPP connection is lost and the phone kept: hang up at this instant unless it is back.
     xmpp_lost_deadline: Option<Instant>,
     next_tick: Option<Instant>,
@@ -464,6 +474,8 @@ impl Call {
             phone_remote,
             phone_heard_at: None,
             media_dropped: false,
+            dtmf_to_bridge: VecDeque::new(),
+            bridge_dtmf: None,
             xmpp_lost_deadline: None,
             next_tick: None,
             conference_deadline: None,
@@ -515,6 +527,8 @@ impl Call {
             sip: SipState::Idle,
             phone_heard_at: None,
             media_dropped: false,
+            dtmf_to_bridge: VecDeque::new(),
+            bridge_dtmf: None,
             xmpp_lost_deadline: None,
             next_tick: None,
             conference_deadline: None,
@@ -941,10 +955,21 @@ impl Call {
                     received: DtmfReceived::Started(_),
                     ..
                 } => {}
-                // Jigasi does not forward DTMF from the phone either (jigasi-behaviour.md §1.5).
-                MediaEvent::DtmfFromPhone { received, .. } => {
-                    tracing::debug!(?received, "DTMF from the phone");
+                // Jigasi drops DTMF from the phone (jigasi-behaviour.md §1.5); we send it on to
+                // the conference as RFC 4733, once the press has ended so its length is known.
+                MediaEvent::DtmfFromPhone {
+                    received: DtmfReceived::Ended { digit, duration },
+                    ..
+                } => {
+                    if self.dtmf_to_bridge.len() < DTMF_TO_BRIDGE_QUEUE {
+                        // The phone's clock is 8 kHz for telephone-event, as is Jitsi's PT 126.
+                        self.dtmf_to_bridge.push_back((digit, duration.max(160)));
+                    }
                 }
+                MediaEvent::DtmfFromPhone {
+                    received: DtmfReceived::Started(_),
+                    ..
+                } => {}
             }
         }
     }
@@ -1034,6 +1059,27 @@ impl Call {
                     frame.audio_level.level(),
                     frame.audio_level.voice(),
                 );
+                // A press from the phone: one telephone-event packet per tick beside the audio,
+                // timestamped in PT 126's 8 kHz clock (our Opus clock is 48 kHz).
+                if self.bridge_dtmf.is_none()
+                    && let Some((digit, ticks)) = self.dtmf_to_bridge.pop_front()
+                {
+                    self.bridge_dtmf = Some(DtmfSender::new(
+                        digit,
+                        frame.rtp_timestamp / 6,
+                        ticks,
+                        160,
+                        DTMF_VOLUME,
+                    ));
+                }
+                if let Some(sender) = self.bridge_dtmf.as_mut() {
+                    if let Some(packet) = sender.poll_packet() {
+                        conference.send_dtmf(now, packet.timestamp, &packet.payload, packet.marker);
+                    }
+                    if sender.is_done() {
+                        self.bridge_dtmf = None;
+                    }
+                }
             }
         }
         self.pump_conference(now);

@@ -336,6 +336,21 @@ impl ConferenceLeg {
         }
     }
 
+    /// One RFC 4733 telephone-event packet toward the conference (DTMF pressed on the phone).
+    /// Dropped while muted or before media is connected, like audio.
+    pub fn send_dtmf(&mut self, now: Instant, rtp_time: u32, payload: &[u8; 4], marker: bool) {
+        if self.muted {
+            return;
+        }
+        let ssrc = self.config.ssrc;
+        if let State::Active { leg, .. } = &mut self.state {
+            let result = leg
+                .send_telephone_event(now, ssrc, rtp_time, payload, marker)
+                .map(|_| ());
+            self.check_leg(now, result);
+        }
+    }
+
     /// The call is over on our side (the phone hung up): terminate the Jingle session and leave.
     pub fn hang_up(&mut self) {
         if self.is_ended() {

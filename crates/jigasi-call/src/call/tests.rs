@@ -143,6 +143,8 @@ struct World {
     to_bridge: Vec<(SocketAddr, Vec<u8>)>,
     to_gateway_bridge: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     bridge_heard: BTreeMap<u32, Vec<Vec<u8>>>,
+    /// Telephone events (payload type 126) the bridge received: (SSRC, RTP time, event).
+    bridge_events: Vec<(u32, u32, jigasi_media::TelephoneEvent)>,
     xmpp: Vec<Element>,
     /// Drop every n-th packet in each media direction (0 = none).
     drop_every: usize,
@@ -174,6 +176,7 @@ impl World {
             to_bridge: Vec::new(),
             to_gateway_bridge: Vec::new(),
             bridge_heard: BTreeMap::new(),
+            bridge_events: Vec::new(),
             xmpp: Vec::new(),
             drop_every: 0,
             jitter: Duration::ZERO,
@@ -237,6 +240,10 @@ impl World {
                 LegOutput::Transmit(t) => {
                     self.to_gateway_bridge
                         .push((t.source, t.destination, t.contents))
+                }
+                LegOutput::Event(LegEvent::Audio(p)) if p.payload_type == 126 => {
+                    let event = jigasi_media::TelephoneEvent::parse(&p.payload).unwrap();
+                    self.bridge_events.push((p.ssrc.get(), p.rtp_time, event));
                 }
                 LegOutput::Event(LegEvent::Audio(p)) => {
                     self.bridge_heard
@@ -850,6 +857,93 @@ fn press_in_conference(world: &mut World, ssrc: u32, digit: u8) {
     for _ in 0..30 {
         world.step(Duration::from_millis(20));
     }
+}
+
+/// The phone presses `digit` for 200 ms: RFC 4733 packets (payload type 101 of `PCMU_OFFER`)
+/// every 20 ms, the end packet three times, and no audio meanwhile (RFC 4733 §2.5.1.2).
+fn press_on_phone(world: &mut World, digit: u8) {
+    let phone_source: SocketAddr = PHONE.parse().unwrap();
+    let start: u32 = 100 * 160;
+    let mut seq: u16 = 100;
+    for step in 1..=10u16 {
+        let event = jigasi_media::TelephoneEvent {
+            event: digit,
+            end: step == 10,
+            volume: 10,
+            duration: step * 160,
+        };
+        let copies = if step == 10 { 3 } else { 1 };
+        for _ in 0..copies {
+            let mut packet = vec![0x80, 101, 0, 0, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
+            if step == 1 {
+                packet[1] |= 0x80;
+            }
+            packet[2..4].copy_from_slice(&seq.to_be_bytes());
+            packet[4..8].copy_from_slice(&start.to_be_bytes());
+            packet.extend(event.to_bytes());
+            seq += 1;
+            world.call.handle_datagram(
+                world.now,
+                MediaSocket::Phone,
+                phone_source,
+                GATEWAY_PHONE_RTP.parse().unwrap(),
+                &packet,
+            );
+        }
+        world.step(Duration::from_millis(20));
+        world.drain_bridge();
+    }
+    for _ in 0..30 {
+        world.step(Duration::from_millis(20));
+        world.drain_bridge();
+    }
+}
+
+#[test]
+fn dtmf_pressed_on_the_phone_reaches_the_conference_as_rfc4733() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
+    assert!(world.bridge_events.is_empty());
+
+    press_on_phone(&mut world, 7);
+
+    let ours = world
+        .bridge_events
+        .iter()
+        .filter(|(ssrc, ..)| *ssrc != 1001)
+        .collect::<Vec<_>>();
+    assert!(!ours.is_empty(), "no telephone-event reached the bridge");
+    assert!(ours.iter().all(|(_, _, e)| e.event == 7), "{ours:?}");
+    // One event: a single RTP time for all its packets, durations growing to the end.
+    assert!(ours.iter().all(|(_, t, _)| *t == ours[0].1), "{ours:?}");
+    let last = ours.last().unwrap().2;
+    assert!(last.end, "the press never ended: {ours:?}");
+    assert_eq!(last.duration, 1600, "200 ms at 8 kHz");
+    assert_eq!(ours.iter().filter(|(_, _, e)| e.end).count(), 3, "{ours:?}");
+}
+
+#[test]
+fn a_muted_call_sends_no_dtmf_to_the_conference() {
+    let mut world = World::new();
+    world.join_and_invite(&[1001]);
+    talk(&mut world, 1, 440.0, &[(1001, 1000.0)]);
+    world.call.handle_xmpp_stanza(
+        world.now,
+        &parse(&format!(
+            "<iq xmlns='jabber:client' type='set' id='m1' from='{FOCUS}' to='{OUR_JID}'>\
+             <mute xmlns='http://jitsi.org/jitmeet/audio' actor='{ROOM}/moderator'>true</mute></iq>"
+        )),
+    );
+    world.drain_call();
+
+    press_on_phone(&mut world, 7);
+
+    assert!(
+        world.bridge_events.iter().all(|(ssrc, ..)| *ssrc == 1001),
+        "{:?}",
+        world.bridge_events
+    );
 }
 
 /// The telephone events the phone received (payload type 101 in `PCMU_OFFER`).
