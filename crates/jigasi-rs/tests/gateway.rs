@@ -979,3 +979,40 @@ async fn sip_health_check_calls_feed_the_health_endpoint() {
         .wait_for_line("SIP health check passed", Duration::from_secs(1))
         .unwrap();
 }
+
+/// DTMF pressed on a real phone (baresip, RFC 4733) reaches the conference as telephone-event
+/// packets on the gateway's SSRC (Jigasi drops these, jigasi-behaviour.md §1.5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_pressed_on_the_phone_reaches_the_conference() {
+    let Some(mut session) = tone_session().await else {
+        return;
+    };
+    let (mut phone, nick) = session.established_dial_in(440).await.unwrap();
+    phone.command("sndcode 7").unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let media = session
+            .standin
+            .endpoint_media(jigasi_demo::DEMO_ROOM, &nick)
+            .await
+            .unwrap();
+        let events = &media.telephone_events;
+        if events.iter().any(|e| e.event == 7 && e.end) {
+            assert!(events.iter().all(|e| e.event == 7), "{events:?}");
+            // One event: one RTP time; the end packet sent three times (RFC 4733 §2.5.1.4).
+            assert!(
+                events.iter().all(|e| e.rtp_time == events[0].rtp_time),
+                "{events:?}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no DTMF 7 reached the conference: {events:?}\nphone:\n{}\ngateway:\n{}",
+            phone.log(),
+            session.gateway.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    phone.hangup().unwrap();
+}

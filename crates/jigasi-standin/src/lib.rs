@@ -65,7 +65,7 @@ pub use config::StandInConfig;
 pub use event::{
     DialError, EventStream, RefUri, StandInError, StandInEvent, Violation, ViolationKind,
 };
-pub use media::{Arrival, EndpointMedia, EndpointMediaStats, MAX_ARRIVALS};
+pub use media::{Arrival, EndpointMedia, EndpointMediaStats, MAX_ARRIVALS, ReceivedTelephoneEvent};
 pub use offer::{ConferenceSource, LocalTransport};
 
 use crate::event::EventSink;

@@ -70,7 +70,43 @@ pub struct EndpointMedia {
     /// The newest packet arrivals (at most [`MAX_ARRIVALS`], oldest first), every accepted
     /// packet including muted and silence-discarded ones.
     pub arrivals: Vec<Arrival>,
+    /// RFC 4733 telephone events the endpoint sent (payload type 126), in arrival order.
+    pub telephone_events: Vec<ReceivedTelephoneEvent>,
 }
+
+/// One RFC 4733 telephone-event packet an endpoint sent (DTMF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceivedTelephoneEvent {
+    /// The sending SSRC.
+    pub ssrc: Ssrc,
+    /// RTP time of the event's start (the same for every packet of one event).
+    pub rtp_time: u32,
+    /// Event code (0-9 digits, 10 `*`, 11 `#`, 12-15 A-D).
+    pub event: u8,
+    /// The E bit: the event has ended.
+    pub end: bool,
+    /// Duration so far, in the telephone-event clock (8 kHz for Jitsi's PT 126).
+    pub duration: u16,
+}
+
+impl ReceivedTelephoneEvent {
+    fn parse(packet: &Packet) -> Option<Self> {
+        let [event, flags, high, low] = *packet.payload.get(..4)? else {
+            return None;
+        };
+        Some(Self {
+            ssrc: packet.ssrc,
+            rtp_time: packet.rtp_time,
+            event,
+            end: flags & 0x80 != 0,
+            duration: u16::from_be_bytes([high, low]),
+        })
+    }
+}
+
+/// Jitsi's payload types (jitsi-protocols.md §4): Opus and telephone-event.
+const OPUS_PT: u8 = 111;
+const TELEPHONE_EVENT_PT: u8 = 126;
 
 /// How many packet arrivals the bridge keeps per endpoint (60 s of 20 ms packets).
 pub const MAX_ARRIVALS: usize = 3_000;
@@ -271,6 +307,7 @@ struct Endpoint {
     last_decoded: BTreeMap<Ssrc, u32>,
     received: VecDeque<i16>,
     arrivals: VecDeque<Arrival>,
+    telephone_events: Vec<ReceivedTelephoneEvent>,
     stats: EndpointMediaStats,
     next_timeout: Option<Instant>,
 }
@@ -297,6 +334,8 @@ const MAX_GAP_SAMPLES: u32 = 480_000;
 
 struct Packet {
     ssrc: Ssrc,
+    /// Payload type: Opus, or telephone-event (forwarded as such, never decoded).
+    pt: u8,
     /// Extended sequence number (0 for generated packets).
     seq: u64,
     rtp_time: u32,
@@ -466,6 +505,7 @@ impl MediaTask {
                     audio: e.received.iter().copied().collect(),
                     stats: e.stats.clone(),
                     arrivals: e.arrivals.iter().copied().collect(),
+                    telephone_events: e.telephone_events.clone(),
                 });
                 let _ = reply.send(media);
             }
@@ -527,6 +567,7 @@ impl MediaTask {
                 last_decoded: BTreeMap::new(),
                 received: VecDeque::new(),
                 arrivals: VecDeque::new(),
+                telephone_events: Vec::new(),
                 stats: EndpointMediaStats::default(),
                 next_timeout: None,
             },
@@ -649,6 +690,7 @@ impl MediaTask {
                     }
                     Ok(LegOutput::Event(LegEvent::Audio(packet))) => audio.push(Packet {
                         ssrc: packet.ssrc,
+                        pt: packet.payload_type,
                         seq: packet.seq,
                         rtp_time: packet.rtp_time,
                         payload: packet.payload,
@@ -698,6 +740,13 @@ impl MediaTask {
         });
         if muted {
             endpoint.stats.dropped_muted += 1;
+            return;
+        }
+        if packet.pt == TELEPHONE_EVENT_PT {
+            // RFC 4733 DTMF: forwarded like audio, kept for asserts, never decoded as Opus.
+            if let Some(event) = ReceivedTelephoneEvent::parse(packet) {
+                endpoint.telephone_events.push(event);
+            }
             return;
         }
         if discard {
@@ -771,9 +820,10 @@ impl MediaTask {
             {
                 continue;
             }
-            let sent = endpoint.leg.send_audio(
+            let sent = endpoint.leg.send_rtp(
                 now,
                 packet.ssrc,
+                packet.pt,
                 packet.rtp_time,
                 &packet.payload,
                 packet.level.unwrap_or(SILENCE_LEVEL),
@@ -821,6 +871,7 @@ impl MediaTask {
             };
             packets.push(Packet {
                 ssrc: *ssrc,
+                pt: OPUS_PT,
                 seq: 0,
                 rtp_time,
                 payload,
