@@ -997,8 +997,8 @@ async fn dtmf_pressed_on_the_phone_reaches_the_conference() {
             .await
             .unwrap();
         let events = &media.telephone_events;
-        if events.iter().any(|e| e.event == 7 && e.end) {
-            assert!(events.iter().all(|e| e.event == 7), "{events:?}");
+        if events.iter().any(|e| e.event.event == 7 && e.event.end) {
+            assert!(events.iter().all(|e| e.event.event == 7), "{events:?}");
             // One event: one RTP time; the end packet sent three times (RFC 4733 §2.5.1.4).
             assert!(
                 events.iter().all(|e| e.rtp_time == events[0].rtp_time),

@@ -26,6 +26,7 @@ use crate::audio::{
 };
 use crate::event::{EventSink, StandInEvent};
 use crate::offer::LocalTransport;
+use jigasi_media::TelephoneEvent;
 
 /// Counters of one endpoint, as the bridge saw them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,27 +82,8 @@ pub struct ReceivedTelephoneEvent {
     pub ssrc: Ssrc,
     /// RTP time of the event's start (the same for every packet of one event).
     pub rtp_time: u32,
-    /// Event code (0-9 digits, 10 `*`, 11 `#`, 12-15 A-D).
-    pub event: u8,
-    /// The E bit: the event has ended.
-    pub end: bool,
-    /// Duration so far, in the telephone-event clock (8 kHz for Jitsi's PT 126).
-    pub duration: u16,
-}
-
-impl ReceivedTelephoneEvent {
-    fn parse(packet: &Packet) -> Option<Self> {
-        let [event, flags, high, low] = *packet.payload.get(..4)? else {
-            return None;
-        };
-        Some(Self {
-            ssrc: packet.ssrc,
-            rtp_time: packet.rtp_time,
-            event,
-            end: flags & 0x80 != 0,
-            duration: u16::from_be_bytes([high, low]),
-        })
-    }
+    /// The event block; its duration is in the telephone-event clock (8 kHz for Jitsi's PT 126).
+    pub event: TelephoneEvent,
 }
 
 /// Jitsi's payload types (jitsi-protocols.md §4): Opus and telephone-event.
@@ -744,8 +726,12 @@ impl MediaTask {
         }
         if packet.pt == TELEPHONE_EVENT_PT {
             // RFC 4733 DTMF: forwarded like audio, kept for asserts, never decoded as Opus.
-            if let Some(event) = ReceivedTelephoneEvent::parse(packet) {
-                endpoint.telephone_events.push(event);
+            if let Ok(event) = TelephoneEvent::parse(&packet.payload) {
+                endpoint.telephone_events.push(ReceivedTelephoneEvent {
+                    ssrc: packet.ssrc,
+                    rtp_time: packet.rtp_time,
+                    event,
+                });
             }
             return;
         }
