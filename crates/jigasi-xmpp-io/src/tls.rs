@@ -17,7 +17,10 @@ use crate::ConnectError;
 /// connection with the same settings shares one rustls `ClientConfig`: its parsed roots and its
 /// session cache (so later connections resume TLS sessions) instead of about 14 KB rebuilt per
 /// call. Immutable once built; a changed CA file is read again only after a restart.
-static CONNECTORS: Mutex<Vec<(Option<PathBuf>, bool, TlsConnector)>> = Mutex::new(Vec::new());
+static CONNECTORS: Mutex<Vec<(ConnectorKey, TlsConnector)>> = Mutex::new(Vec::new());
+
+/// `(ca_file, dangerous_accept_invalid_certs)`.
+type ConnectorKey = (Option<PathBuf>, bool);
 
 /// The connector for these settings: either trusting the CA certificates in `ca_file` (PEM), or,
 /// with `dangerous_accept_invalid_certs`, any certificate (tests against self-signed Prosody).
@@ -36,22 +39,22 @@ pub(crate) async fn connector(
     let built = build_connector(ca_file, dangerous_accept_invalid_certs).await?;
     let mut connectors = CONNECTORS.lock().unwrap_or_else(|e| e.into_inner());
     // Two connections may have built one at once: keep the first, so all share it.
-    if let Some((.., existing)) = connectors
-        .iter()
-        .find(|(f, d, _)| (f, d) == (&key.0, &key.1))
-    {
-        return Ok(existing.clone());
+    if let Some(existing) = lookup(&connectors, &key) {
+        return Ok(existing);
     }
-    connectors.push((key.0, key.1, built.clone()));
+    connectors.push((key, built.clone()));
     Ok(built)
 }
 
-fn cached(key: &(Option<PathBuf>, bool)) -> Option<TlsConnector> {
-    let connectors = CONNECTORS.lock().unwrap_or_else(|e| e.into_inner());
+fn cached(key: &ConnectorKey) -> Option<TlsConnector> {
+    lookup(&CONNECTORS.lock().unwrap_or_else(|e| e.into_inner()), key)
+}
+
+fn lookup(connectors: &[(ConnectorKey, TlsConnector)], key: &ConnectorKey) -> Option<TlsConnector> {
     connectors
         .iter()
-        .find(|(f, d, _)| (f, d) == (&key.0, &key.1))
-        .map(|(.., c)| c.clone())
+        .find(|(k, _)| k == key)
+        .map(|(_, connector)| connector.clone())
 }
 
 async fn build_connector(
