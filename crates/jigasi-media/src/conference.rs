@@ -338,6 +338,19 @@ pub struct BridgeFrame<'a> {
     pub audio_level: AudioLevel,
 }
 
+/// A phone detached from one [`Conference`] with all its state, ready to be attached to another
+/// ([`Conference::take_phone`], [`Conference::insert_phone`]).
+pub struct DetachedPhone(Box<Phone>);
+
+impl std::fmt::Debug for DetachedPhone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetachedPhone")
+            .field("id", &self.0.id)
+            .field("rate", &self.0.rate)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The audio of one conference. See the module documentation.
 pub struct Conference {
     config: ConferenceConfig,
@@ -544,22 +557,55 @@ impl Conference {
             srtp: config.srtp.map(PhoneSrtp::new),
             config,
         };
-        if self.rate_users[rate.index()] == 0 {
-            for speaker in &mut self.speakers {
-                speaker.enable_rate(rate)?;
-            }
-            self.totals[rate.index()] = vec![0; frame];
-        }
-        self.rate_users[rate.index()] += 1;
-        self.phones.push(phone);
-        Ok(())
+        self.insert_phone(DetachedPhone(Box::new(phone)))
     }
 
     /// Detaches a phone. Decoders at a rate no phone needs any more are freed.
     pub fn remove_phone(&mut self, id: CallId) -> Result<(), ConferenceError> {
+        self.take_phone(id).map(drop)
+    }
+
+    /// Detaches a phone with all its state (jitter buffer, codecs, RTP sequence, SRTP rollover
+    /// counters, RTCP figures), to be attached to another conference with
+    /// [`Conference::insert_phone`]: how a call moves into the engine its room shares.
+    pub fn take_phone(&mut self, id: CallId) -> Result<DetachedPhone, ConferenceError> {
         let index = self.phone_index(id)?;
         let phone = self.phones.remove(index);
-        let r = phone.rate.index();
+        self.release_rate(phone.rate);
+        Ok(DetachedPhone(Box::new(phone)))
+    }
+
+    /// Attaches a phone taken from another conference, as it was.
+    pub fn insert_phone(&mut self, phone: DetachedPhone) -> Result<(), ConferenceError> {
+        let DetachedPhone(phone) = phone;
+        if self.phones.iter().any(|p| p.id == phone.id) {
+            return Err(ConferenceError::AlreadyAttached);
+        }
+        let rate = phone.rate;
+        if self.rate_users[rate.index()] == 0 {
+            for speaker in &mut self.speakers {
+                speaker.enable_rate(rate)?;
+            }
+            self.totals[rate.index()] = vec![0; rate.samples_per_frame()];
+        }
+        self.rate_users[rate.index()] += 1;
+        self.phones.push(*phone);
+        Ok(())
+    }
+
+    /// Whether the phone `id` is attached.
+    pub fn has_phone(&self, id: CallId) -> bool {
+        self.phones.iter().any(|p| p.id == id)
+    }
+
+    /// Number of attached phones.
+    pub fn phone_count(&self) -> usize {
+        self.phones.len()
+    }
+
+    /// One phone fewer at `rate`: decoders at a rate no phone needs any more are freed.
+    fn release_rate(&mut self, rate: SampleRate) {
+        let r = rate.index();
         self.rate_users[r] = self.rate_users[r].saturating_sub(1);
         if self.rate_users[r] == 0 {
             for speaker in &mut self.speakers {
@@ -568,7 +614,6 @@ impl Conference {
             }
             self.totals[r] = Vec::new();
         }
-        Ok(())
     }
 
     /// Changes a phone's SRTP keys after a re-INVITE: a direction whose suite and key stay the

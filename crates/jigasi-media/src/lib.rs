@@ -46,7 +46,8 @@ pub mod tone;
 pub use codec::{AudioDecoder, AudioEncoder, CodecError, CodecKind, OpusEncoderConfig, SampleRate};
 pub use conference::{
     BridgeFrame, BridgePacket, Conference, ConferenceConfig, ConferenceError, ConferenceStats,
-    DtmfMethod, MediaEvent, MutePolicy, PhoneConfig, PhoneSrtpStats, PhoneStats, TickOutput,
+    DetachedPhone, DtmfMethod, MediaEvent, MutePolicy, PhoneConfig, PhoneSrtpStats, PhoneStats,
+    TickOutput,
 };
 pub use dtmf::{DtmfDigit, DtmfReceived, TelephoneEvent};
 pub use jitter::{JitterBuffer, JitterConfig, Playout};

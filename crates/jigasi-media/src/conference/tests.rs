@@ -805,3 +805,88 @@ fn wideband_phone_hears_the_conference_at_16_khz() {
     );
     let _ = G722Decoder::new();
 }
+
+#[test]
+fn a_phone_moves_between_conferences_with_its_state() {
+    let start = t0();
+    let mut own = Conference::new(ConferenceConfig::default());
+    let mut shared = Conference::new(ConferenceConfig::default());
+    let mut speakers = vec![FakeSpeaker::new(1, 500.0, 6000.0)];
+    shared.add_speaker(speakers[0].ssrc).unwrap();
+    let mut first = vec![FakePhone::new(1, CodecKind::Pcmu, 1700.0)];
+    shared.add_phone(first[0].id, first[0].config()).unwrap();
+    let mut moving = vec![FakePhone::new(2, CodecKind::G722, 2300.0)];
+    own.add_phone(moving[0].id, moving[0].config()).unwrap();
+    tick_all(&mut own, &mut [], &mut moving, start, 20);
+    let sent = own.phone_stats(moving[0].id).unwrap().sent_packets;
+    let last_sequence = |conference: &Conference, id: CallId| {
+        let out = conference.outputs().find(|o| o.phone == id).unwrap();
+        RtpPacket::parse(out.to_phone.unwrap()).unwrap().sequence
+    };
+    let sequence = last_sequence(&own, moving[0].id);
+
+    let phone = own.take_phone(moving[0].id).unwrap();
+    assert!(!own.has_phone(moving[0].id));
+    assert_eq!(own.phone_count(), 0);
+    assert!(matches!(
+        own.take_phone(moving[0].id),
+        Err(ConferenceError::UnknownPhone(_))
+    ));
+    shared.insert_phone(phone).unwrap();
+    assert_eq!(shared.phone_count(), 2);
+    // Its counters and RTP sequence carry on where they were.
+    assert_eq!(shared.phone_stats(moving[0].id).unwrap().sent_packets, sent);
+
+    let mut phones = vec![first.pop().unwrap(), moving.pop().unwrap()];
+    tick_all(
+        &mut shared,
+        &mut speakers,
+        &mut phones,
+        start + FRAME * 20,
+        1,
+    );
+    assert_eq!(
+        last_sequence(&shared, phones[1].id),
+        sequence.wrapping_add(1)
+    );
+    tick_all(
+        &mut shared,
+        &mut speakers,
+        &mut phones,
+        start + FRAME * 21,
+        100,
+    );
+    // The wideband phone needs the speaker at 16 kHz too: two decodes per tick now.
+    let before = shared.stats().speaker_decodes;
+    tick_all(
+        &mut shared,
+        &mut speakers,
+        &mut phones,
+        start + FRAME * 121,
+        10,
+    );
+    assert_eq!(shared.stats().speaker_decodes - before, 2 * 10);
+    // Both hear the speaker and each other, not themselves.
+    for (p, own_hz, other_hz) in [(&phones[0], 1700.0, 2300.0), (&phones[1], 2300.0, 1700.0)] {
+        assert!(p.power(500.0) > 1.0e6, "phone {} hears the speaker", p.id);
+        assert!(
+            p.power(other_hz) > 1.0e6,
+            "phone {} hears the other phone",
+            p.id
+        );
+        assert!(
+            p.power(own_hz) < 1.0e3,
+            "phone {} does not hear itself",
+            p.id
+        );
+    }
+    // A phone with an id already attached is refused.
+    let mut other = Conference::new(ConferenceConfig::default());
+    let twin = phones[0].id;
+    other.add_phone(twin, phones[0].config()).unwrap();
+    assert!(matches!(
+        shared.insert_phone(other.take_phone(twin).unwrap()),
+        Err(ConferenceError::AlreadyAttached)
+    ));
+    assert_eq!(shared.phone_count(), 2);
+}
