@@ -275,6 +275,9 @@ pub struct ConferenceStats {
     pub unknown_ssrc: u64,
     /// Bridge packets carrying one of our own phones (ignored: the local copy is mixed).
     pub own_ssrc: u64,
+    /// Bridge packets for a speaker that another bridge leg of the room delivers (each call in
+    /// a room has its own leg and receives every speaker: one copy is enough).
+    pub other_leg: u64,
     /// Events dropped because the caller did not poll them.
     pub events_dropped: u64,
 }
@@ -338,6 +341,11 @@ pub struct BridgeFrame<'a> {
     pub audio_level: AudioLevel,
 }
 
+/// How long a speaker's bridge leg may be silent before another leg's copy of the speaker is
+/// taken instead ([`Conference::handle_leg_packet`]). Longer than any jitter between two legs
+/// from one bridge; short enough that a leg going away costs a few frames at most.
+pub const LEG_TAKEOVER: Duration = Duration::from_millis(100);
+
 /// A phone detached from one [`Conference`] with all its state, ready to be attached to another
 /// ([`Conference::take_phone`], [`Conference::insert_phone`]).
 pub struct DetachedPhone(Box<Phone>);
@@ -372,6 +380,9 @@ struct Speaker {
     pcm: [Vec<i16>; 3],
     audible: bool,
     dtmf: DtmfReceiver,
+    /// The bridge leg this speaker's packets are taken from, and when it last delivered one
+    /// ([`Conference::handle_leg_packet`]).
+    leg: Option<(CallId, Instant)>,
 }
 
 struct Phone {
@@ -490,6 +501,7 @@ impl Conference {
             pcm: [Vec::new(), Vec::new(), Vec::new()],
             audible: false,
             dtmf: DtmfReceiver::default(),
+            leg: None,
         };
         for rate in SampleRate::ALL {
             if self.rate_users[rate.index()] > 0 {
@@ -844,6 +856,32 @@ impl Conference {
             len = srtp.tx.protect_rtcp(out, len)?;
         }
         Ok(len)
+    }
+
+    /// Handles one packet that arrived on the bridge leg of call `leg`, when several calls
+    /// (each with its own bridge leg, each receiving every speaker) feed this conference: a
+    /// speaker's packets are taken from one leg only, so its jitter buffer sees one sequence
+    /// space; another leg takes over once that leg has been silent for [`LEG_TAKEOVER`] (its
+    /// call left, or its Jingle session is being renegotiated).
+    pub fn handle_leg_packet(
+        &mut self,
+        now: Instant,
+        leg: CallId,
+        packet: &BridgePacket<'_>,
+    ) -> Result<(), ConferenceError> {
+        if let Ok(index) = self.speakers.binary_search_by_key(&packet.ssrc, |s| s.ssrc) {
+            let speaker = &mut self.speakers[index];
+            match speaker.leg {
+                Some((owner, heard))
+                    if owner != leg && now.saturating_duration_since(heard) < LEG_TAKEOVER =>
+                {
+                    self.stats.other_leg += 1;
+                    return Ok(());
+                }
+                Some(_) | None => speaker.leg = Some((leg, now)),
+            }
+        }
+        self.handle_bridge_packet(now, packet)
     }
 
     /// Handles one packet from the bridge.

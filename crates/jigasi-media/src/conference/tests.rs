@@ -890,3 +890,75 @@ fn a_phone_moves_between_conferences_with_its_state() {
     ));
     assert_eq!(shared.phone_count(), 2);
 }
+
+#[test]
+fn a_speaker_is_taken_from_one_bridge_leg_until_that_leg_goes_quiet() {
+    let start = t0();
+    let mut conference = Conference::new(ConferenceConfig::default());
+    let ssrc = Ssrc::new(77);
+    conference.add_speaker(ssrc).unwrap();
+    let (a, b) = (CallId::new(1), CallId::new(2));
+    let payload = [0xf8u8, 0xff, 0xfe]; // an Opus silence frame
+    let packet = |sequence: u16| BridgePacket {
+        ssrc,
+        payload_type: PayloadType::new(111),
+        sequence,
+        timestamp: u32::from(sequence) * 960,
+        audio_level: None,
+        payload: &payload,
+    };
+    // Both legs deliver every packet: only leg A's copy reaches the jitter buffer.
+    for sequence in 0..10u16 {
+        let now = start + FRAME * u32::from(sequence);
+        conference
+            .handle_leg_packet(now, a, &packet(sequence))
+            .unwrap();
+        conference
+            .handle_leg_packet(now, b, &packet(sequence))
+            .unwrap();
+    }
+    assert_eq!(conference.speaker_stats(ssrc).unwrap().pushed, 10);
+    assert_eq!(conference.speaker_stats(ssrc).unwrap().duplicates, 0);
+    assert_eq!(conference.stats().other_leg, 10);
+    // Leg A stops (its call left the room): B takes over once A was quiet for LEG_TAKEOVER.
+    let quiet_from = start + FRAME * 9;
+    let mut sequence = 10u16;
+    let mut now = quiet_from;
+    while now.saturating_duration_since(quiet_from) < LEG_TAKEOVER {
+        now += FRAME;
+        conference
+            .handle_leg_packet(now, b, &packet(sequence))
+            .unwrap();
+        sequence += 1;
+    }
+    let taken_over_at = conference.speaker_stats(ssrc).unwrap().pushed;
+    assert_eq!(
+        taken_over_at, 11,
+        "B's first packet after the takeover is used"
+    );
+    for _ in 0..5 {
+        now += FRAME;
+        conference
+            .handle_leg_packet(now, b, &packet(sequence))
+            .unwrap();
+        sequence += 1;
+    }
+    assert_eq!(conference.speaker_stats(ssrc).unwrap().pushed, 16);
+    // A is back, but B owns the speaker now.
+    conference
+        .handle_leg_packet(now, a, &packet(sequence - 1))
+        .unwrap();
+    assert_eq!(conference.speaker_stats(ssrc).unwrap().pushed, 16);
+    // Unknown speakers are reported as before, whichever leg.
+    assert!(matches!(
+        conference.handle_leg_packet(
+            now,
+            a,
+            &BridgePacket {
+                ssrc: Ssrc::new(78),
+                ..packet(0)
+            }
+        ),
+        Err(ConferenceError::UnknownSsrc(_))
+    ));
+}
