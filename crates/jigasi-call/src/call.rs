@@ -20,6 +20,7 @@ use jigasi_media::rtcp::{self, NtpTime};
 use jigasi_media::{
     AudioLevel, BridgePacket, CodecKind, Conference, ConferenceError, DtmfDigit, DtmfMethod,
     DtmfReceived, MediaEvent, PhoneConfig, PhoneSrtpStats, SrtpKeys, SrtpMasterKey, SrtpSuite,
+    TickOutput,
 };
 use jigasi_sip_core::sdp::{
     CodecPreference, LocalMedia, Negotiation, Offer, SdesKey, SdesSuite, SdpSession,
@@ -352,7 +353,7 @@ enum SipState {
 pub struct Call {
     config: CallConfig,
     conference: ConferenceLeg,
-    media: Conference,
+    pub(crate) media: Conference,
     sdp: SdpSession,
     local_media: LocalMedia,
     /// What was agreed with the phone; `None` until a dial-out is answered.
@@ -383,6 +384,10 @@ pub struct Call {
     /// The XMPP connection is lost and the phone kept: hang up at this instant unless it is back.
     xmpp_lost_deadline: Option<Instant>,
     next_tick: Option<Instant>,
+    /// The call is in a [`crate::Room`]: `media` is the room's shared engine while the room
+    /// lends it for one input (the call's own engine otherwise sits empty), the room runs the
+    /// 20 ms tick and routes the engine's events.
+    pub(crate) in_room: bool,
     /// The conference leg's next deadline, taken when its outputs were drained.
     conference_deadline: Option<Instant>,
     ended_reported: bool,
@@ -478,6 +483,7 @@ impl Call {
             bridge_dtmf: None,
             xmpp_lost_deadline: None,
             next_tick: None,
+            in_room: false,
             conference_deadline: None,
             ended_reported: false,
             out: VecDeque::new(),
@@ -531,16 +537,37 @@ impl Call {
             bridge_dtmf: None,
             xmpp_lost_deadline: None,
             next_tick: None,
+            in_room: false,
             conference_deadline: None,
             ended_reported: false,
             out: VecDeque::new(),
         })
     }
 
+    /// Our id for the call.
+    pub fn id(&self) -> CallId {
+        self.config.id
+    }
+
+    /// When the 20 ms media grid of an answered call starts (or its next tick).
+    pub(crate) fn grid(&self) -> Option<Instant> {
+        self.next_tick.filter(|_| self.sip == SipState::Answered)
+    }
+
+    /// After the room's engine ran and [`Call::room_tick_output`]: the bridge leg's outputs.
+    pub(crate) fn room_tick_done(&mut self, now: Instant) {
+        self.pump_conference(now);
+    }
+
     /// The phone leg's SRTP counters (packets protected and unprotected, authentication
     /// failures, replays), when the leg is SDES-SRTP.
     pub fn phone_srtp(&self) -> Option<PhoneSrtpStats> {
-        self.media.phone_stats(self.config.id)?.srtp
+        self.phone_srtp_in(&self.media)
+    }
+
+    /// [`Call::phone_srtp`] with the phone in `engine` (a room's).
+    pub(crate) fn phone_srtp_in(&self, engine: &Conference) -> Option<PhoneSrtpStats> {
+        engine.phone_stats(self.config.id)?.srtp
     }
 
     /// The conference occupant JID (for the Rayo `<ref>` and the hangup IQ routing).
@@ -784,6 +811,7 @@ impl Call {
         if let Some(tick) = self.next_tick
             && tick <= now
             && self.sip == SipState::Answered
+            && !self.in_room
         {
             self.tick(now);
             self.next_tick = Some(next_tick(tick, now));
@@ -814,7 +842,7 @@ impl Call {
             return output;
         }
         let (tick, rtcp) = match self.sip {
-            SipState::Answered => (self.next_tick, self.next_rtcp),
+            SipState::Answered => (self.next_tick.filter(|_| !self.in_room), self.next_rtcp),
             SipState::Ringing | SipState::Idle | SipState::Calling | SipState::Ended => {
                 (None, None)
             }
@@ -912,12 +940,13 @@ impl Call {
                         .map(|level| AudioLevel::new(level, packet.voice.unwrap_or(false))),
                     payload: &packet.payload,
                 };
+                let leg = self.config.id;
                 if let Err(ConferenceError::UnknownSsrc(ssrc)) =
-                    self.media.handle_bridge_packet(now, &bridge_packet)
+                    self.media.handle_leg_packet(now, leg, &bridge_packet)
                 {
                     // The conference leg only delivers signalled SSRCs: start a speaker for it.
                     if self.media.add_speaker(ssrc).is_ok() {
-                        let _ = self.media.handle_bridge_packet(now, &bridge_packet);
+                        let _ = self.media.handle_leg_packet(now, leg, &bridge_packet);
                     }
                 }
                 self.pump_media_events();
@@ -940,37 +969,46 @@ impl Call {
     /// Acts on the audio engine's events: DTMF pressed in the conference goes to the phone
     /// (jigasi-behaviour.md §1.5) once the press has ended, so its length is known.
     fn pump_media_events(&mut self) {
+        if self.in_room {
+            // The room's engine: its events are for every call of the room, the room routes them.
+            return;
+        }
         while let Some(event) = self.media.poll_event() {
-            match event {
-                MediaEvent::DtmfFromConference {
-                    received: DtmfReceived::Ended { digit, duration },
-                    ..
-                } => {
-                    // Jitsi signals telephone-event at an 8 kHz clock.
-                    let duration = Duration::from_millis(u64::from(duration) / 8)
-                        .max(self.config.dtmf_minimal_tone);
-                    self.dtmf_to_phone(digit, duration);
-                }
-                MediaEvent::DtmfFromConference {
-                    received: DtmfReceived::Started(_),
-                    ..
-                } => {}
-                // Jigasi drops DTMF from the phone (jigasi-behaviour.md §1.5); we send it on to
-                // the conference as RFC 4733, once the press has ended so its length is known.
-                MediaEvent::DtmfFromPhone {
-                    received: DtmfReceived::Ended { digit, duration },
-                    ..
-                } => {
-                    if self.dtmf_to_bridge.len() < DTMF_TO_BRIDGE_QUEUE {
-                        // The phone's clock is 8 kHz for telephone-event, as is Jitsi's PT 126.
-                        self.dtmf_to_bridge.push_back((digit, duration.max(160)));
-                    }
-                }
-                MediaEvent::DtmfFromPhone {
-                    received: DtmfReceived::Started(_),
-                    ..
-                } => {}
+            self.on_media_event(event);
+        }
+    }
+
+    /// One event of the audio engine that concerns this call.
+    pub(crate) fn on_media_event(&mut self, event: MediaEvent) {
+        match event {
+            MediaEvent::DtmfFromConference {
+                received: DtmfReceived::Ended { digit, duration },
+                ..
+            } => {
+                // Jitsi signals telephone-event at an 8 kHz clock.
+                let duration = Duration::from_millis(u64::from(duration) / 8)
+                    .max(self.config.dtmf_minimal_tone);
+                self.dtmf_to_phone(digit, duration);
             }
+            MediaEvent::DtmfFromConference {
+                received: DtmfReceived::Started(_),
+                ..
+            } => {}
+            // Jigasi drops DTMF from the phone (jigasi-behaviour.md §1.5); we send it on to
+            // the conference as RFC 4733, once the press has ended so its length is known.
+            MediaEvent::DtmfFromPhone {
+                received: DtmfReceived::Ended { digit, duration },
+                ..
+            } => {
+                if self.dtmf_to_bridge.len() < DTMF_TO_BRIDGE_QUEUE {
+                    // The phone's clock is 8 kHz for telephone-event, as is Jitsi's PT 126.
+                    self.dtmf_to_bridge.push_back((digit, duration.max(160)));
+                }
+            }
+            MediaEvent::DtmfFromPhone {
+                received: DtmfReceived::Started(_),
+                ..
+            } => {}
         }
     }
 
@@ -1030,60 +1068,64 @@ impl Call {
             return;
         }
         self.media.tick(now);
-        let sending = self.negotiation.as_ref().is_some_and(Negotiation::sending);
         let Self {
             media,
             conference,
             out,
             phone_remote,
+            negotiation,
+            dtmf_to_bridge,
+            bridge_dtmf,
             ..
         } = self;
+        let mut frames = FrameSink {
+            sending: negotiation.as_ref().is_some_and(Negotiation::sending),
+            conference,
+            out,
+            phone_remote: *phone_remote,
+            dtmf_to_bridge,
+            bridge_dtmf,
+        };
         for output in media.outputs() {
-            if sending {
-                for rtp in [output.to_phone, output.dtmf_to_phone]
-                    .into_iter()
-                    .flatten()
-                {
-                    out.push_back(CallOutput::Transmit {
-                        socket: MediaSocket::Phone,
-                        destination: *phone_remote,
-                        contents: rtp.to_vec(),
-                    });
-                }
-            }
-            if let Some(frame) = output.to_bridge {
-                conference.send_audio(
-                    now,
-                    frame.rtp_timestamp,
-                    frame.payload,
-                    frame.audio_level.level(),
-                    frame.audio_level.voice(),
-                );
-                // A press from the phone: one telephone-event packet per tick beside the audio,
-                // timestamped in PT 126's 8 kHz clock (our Opus clock is 48 kHz).
-                if self.bridge_dtmf.is_none()
-                    && let Some((digit, ticks)) = self.dtmf_to_bridge.pop_front()
-                {
-                    self.bridge_dtmf = Some(DtmfSender::new(
-                        digit,
-                        frame.rtp_timestamp / 6,
-                        ticks,
-                        160,
-                        DTMF_VOLUME,
-                    ));
-                }
-                if let Some(sender) = self.bridge_dtmf.as_mut() {
-                    if let Some(packet) = sender.poll_packet() {
-                        conference.send_dtmf(now, packet.timestamp, &packet.payload, packet.marker);
-                    }
-                    if sender.is_done() {
-                        self.bridge_dtmf = None;
-                    }
-                }
-            }
+            frames.send(now, &output);
         }
         self.pump_conference(now);
         self.pump_media_events();
+    }
+
+    /// The room's tick, before its engine runs: whether this call takes part (answered), after
+    /// the dropped-media check.
+    pub(crate) fn room_tick_starts(&mut self, now: Instant) -> bool {
+        if self.sip != SipState::Answered {
+            return false;
+        }
+        self.check_phone_media(now);
+        self.sip == SipState::Answered
+    }
+
+    /// The room's engine produced this call's frame (after [`Call::room_tick_starts`]).
+    pub(crate) fn room_tick_output(&mut self, now: Instant, output: &TickOutput<'_>) {
+        if self.sip != SipState::Answered {
+            return;
+        }
+        let Self {
+            conference,
+            out,
+            phone_remote,
+            negotiation,
+            dtmf_to_bridge,
+            bridge_dtmf,
+            ..
+        } = self;
+        FrameSink {
+            sending: negotiation.as_ref().is_some_and(Negotiation::sending),
+            conference,
+            out,
+            phone_remote: *phone_remote,
+            dtmf_to_bridge,
+            bridge_dtmf,
+        }
+        .send(now, output);
     }
 
     /// A re-INVITE or UPDATE with a new offer (hold, resume, codec change): returns the SDP
@@ -1212,7 +1254,12 @@ impl Call {
     /// What both legs measured so far: jitter, loss and round-trip time per direction, with
     /// the E-model parameters of each leg's codec.
     pub fn quality(&self) -> CallQuality {
-        let phone = self.media.phone_stats(self.config.id).map(|stats| {
+        self.quality_in(&self.media)
+    }
+
+    /// [`Call::quality`] with the phone in `engine` (a room's).
+    pub(crate) fn quality_in(&self, engine: &Conference) -> CallQuality {
+        let phone = engine.phone_stats(self.config.id).map(|stats| {
             let codec = self
                 .negotiation
                 .as_ref()
@@ -1299,13 +1346,73 @@ impl Call {
     }
 }
 
+/// Where one tick's frame of a call goes: RTP to the phone (unless it holds the call), Opus and
+/// the phone's DTMF presses to the bridge leg.
+struct FrameSink<'a> {
+    sending: bool,
+    conference: &'a mut ConferenceLeg,
+    out: &'a mut VecDeque<CallOutput>,
+    phone_remote: SocketAddr,
+    dtmf_to_bridge: &'a mut VecDeque<(DtmfDigit, u16)>,
+    bridge_dtmf: &'a mut Option<DtmfSender>,
+}
+
+impl FrameSink<'_> {
+    fn send(&mut self, now: Instant, output: &TickOutput<'_>) {
+        if self.sending {
+            for rtp in [output.to_phone, output.dtmf_to_phone]
+                .into_iter()
+                .flatten()
+            {
+                self.out.push_back(CallOutput::Transmit {
+                    socket: MediaSocket::Phone,
+                    destination: self.phone_remote,
+                    contents: rtp.to_vec(),
+                });
+            }
+        }
+        let Some(frame) = output.to_bridge else {
+            return;
+        };
+        self.conference.send_audio(
+            now,
+            frame.rtp_timestamp,
+            frame.payload,
+            frame.audio_level.level(),
+            frame.audio_level.voice(),
+        );
+        // A press from the phone: one telephone-event packet per tick beside the audio,
+        // timestamped in PT 126's 8 kHz clock (our Opus clock is 48 kHz).
+        if self.bridge_dtmf.is_none()
+            && let Some((digit, ticks)) = self.dtmf_to_bridge.pop_front()
+        {
+            *self.bridge_dtmf = Some(DtmfSender::new(
+                digit,
+                frame.rtp_timestamp / 6,
+                ticks,
+                160,
+                DTMF_VOLUME,
+            ));
+        }
+        if let Some(sender) = self.bridge_dtmf.as_mut() {
+            if let Some(packet) = sender.poll_packet() {
+                self.conference
+                    .send_dtmf(now, packet.timestamp, &packet.payload, packet.marker);
+            }
+            if sender.is_done() {
+                *self.bridge_dtmf = None;
+            }
+        }
+    }
+}
+
 /// A tick up to this late is caught up frame by frame (the peers' jitter buffers absorb the
 /// short burst); later than that, whole frames are skipped.
 const MAX_CATCH_UP: Duration = Duration::from_millis(100);
 
 /// The tick after the one due at `tick`, run at `now`. It stays on the 20 ms grid: moving the
 /// grid later after a stall would add that stall to the audio delay for the rest of the call.
-fn next_tick(tick: Instant, now: Instant) -> Instant {
+pub(crate) fn next_tick(tick: Instant, now: Instant) -> Instant {
     let next = tick + TICK;
     let behind = now.saturating_duration_since(next);
     if behind <= MAX_CATCH_UP {

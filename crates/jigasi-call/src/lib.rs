@@ -23,6 +23,7 @@
 mod call;
 mod conference;
 pub mod rayo;
+mod room;
 
 pub use call::{
     Call, CallConfig, CallError, CallEvent, CallOutput, CallQuality, DtmfToPhone, HangupCause,
@@ -34,3 +35,4 @@ pub use conference::{
 };
 /// The quality types [`CallQuality`] is made of.
 pub use jigasi_media::quality::{CodecImpairment, LegQuality, StreamQuality};
+pub use room::Room;

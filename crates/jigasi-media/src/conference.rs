@@ -884,6 +884,16 @@ impl Conference {
         self.handle_bridge_packet(now, packet)
     }
 
+    /// The bridge leg of call `leg` is gone (the call left): its speakers are taken from the
+    /// next leg that delivers them, at once.
+    pub fn release_leg(&mut self, leg: CallId) {
+        for speaker in &mut self.speakers {
+            if speaker.leg.is_some_and(|(owner, _)| owner == leg) {
+                speaker.leg = None;
+            }
+        }
+    }
+
     /// Handles one packet from the bridge.
     pub fn handle_bridge_packet(
         &mut self,

@@ -5,7 +5,9 @@
 // Tests take one real instant as the base of their virtual clock.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use jigasi_bridge::{LegConfig, LegEvent, LegOutput, MediaLeg, Role};
 use jigasi_jingle::jingle::Jingle;
@@ -14,6 +16,7 @@ use jigasi_media::g711;
 use jigasi_media::{AudioDecoder, AudioEncoder, SampleRate};
 
 use super::*;
+use crate::Room;
 
 const ROOM: &str = "room1@conference.meet.example.com";
 const FOCUS: &str = "room1@conference.meet.example.com/focus";
@@ -30,11 +33,54 @@ t=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 tele
 a=fmtp:101 0-16\r\na=sendrecv\r\n";
 
 fn config() -> CallConfig {
+    seat_config(&Seat::default())
+}
+
+/// Where one call of a test sits: its id, nick and addresses (several calls share a room).
+#[derive(Debug, Clone)]
+pub(crate) struct Seat {
+    pub(crate) id: u64,
+    pub(crate) nick: String,
+    pub(crate) gateway_bridge: SocketAddr,
+    pub(crate) gateway_phone: SocketAddr,
+    pub(crate) phone: SocketAddr,
+    /// Our SSRC toward the bridge.
+    pub(crate) ssrc: u32,
+}
+
+impl Default for Seat {
+    fn default() -> Self {
+        Self {
+            id: 1,
+            nick: "d3adb33f".into(),
+            gateway_bridge: GATEWAY_BRIDGE.parse().unwrap(),
+            gateway_phone: GATEWAY_PHONE_RTP.parse().unwrap(),
+            phone: PHONE.parse().unwrap(),
+            ssrc: 0x0bad_cafe,
+        }
+    }
+}
+
+impl Seat {
+    /// The `n`-th seat of a room (n ≥ 1; seat 1 is the default one).
+    pub(crate) fn nth(n: u16) -> Self {
+        Self {
+            id: u64::from(n),
+            nick: format!("{:08x}", 0xd3ad_b33f_u32 + u32::from(n) - 1),
+            gateway_bridge: SocketAddr::new([10, 0, 0, 2].into(), 20_000 + n - 1),
+            gateway_phone: SocketAddr::new([10, 0, 0, 2].into(), 30_000 + 2 * (n - 1)),
+            phone: SocketAddr::new([192, 0, 2, 10].into(), 4000 + 2 * (n - 1)),
+            ssrc: 0x0bad_cafe + u32::from(n) - 1,
+        }
+    }
+}
+
+fn seat_config(seat: &Seat) -> CallConfig {
     CallConfig {
-        id: CallId::new(1),
+        id: CallId::new(seat.id),
         conference: ConferenceConfig {
             room: jid::BareJid::new(ROOM).unwrap(),
-            nick: "d3adb33f".into(),
+            nick: seat.nick.clone(),
             password: None,
             focus_component: "focus.meet.example.com".into(),
             focus_nick: "focus".into(),
@@ -45,11 +91,11 @@ fn config() -> CallConfig {
             initiator_headers: Vec::new(),
             machine_uid: "m".into(),
             invite_timeout: Some(Duration::from_secs(30)),
-            media_addrs: vec![GATEWAY_BRIDGE.parse().unwrap()],
-            ssrc: Ssrc::new(0x0bad_cafe),
+            media_addrs: vec![seat.gateway_bridge],
+            ssrc: Ssrc::new(seat.ssrc),
             msid_uuid: "uuid".into(),
         },
-        phone_rtp: GATEWAY_PHONE_RTP.parse().unwrap(),
+        phone_rtp: seat.gateway_phone,
         codecs: jigasi_sip_core::sdp::jigasi_default_codecs(),
         srtp: SrtpPolicy::Off,
         sdes_key: None,
@@ -57,7 +103,7 @@ fn config() -> CallConfig {
             SdesSuite::AesCm128HmacSha1_80,
             SdesSuite::AesCm128HmacSha1_32,
         ],
-        phone_ssrc: Ssrc::new(0x1234_5678),
+        phone_ssrc: Ssrc::new(0x1234_5677 + u32::try_from(seat.id).unwrap()),
         sdp_session_id: 42,
         first_sequence: 100,
         first_timestamp: 1000,
@@ -129,10 +175,29 @@ fn rms(pcm: &[i16]) -> f64 {
         .sqrt()
 }
 
+/// The calls of several worlds in one [`Room`], and the outputs drained for each.
+pub(crate) struct Shared {
+    pub(crate) room: Room,
+    outbox: BTreeMap<u64, std::collections::VecDeque<CallOutput>>,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Rc<RefCell<Self>> {
+        Rc::new(RefCell::new(Self {
+            room: Room::new(),
+            outbox: BTreeMap::new(),
+        }))
+    }
+}
+
 /// The world around one call.
 struct World {
     now: Instant,
+    /// The call, unless it is in `room` (then an unused stand-in: drive it with
+    /// [`World::input`]).
     call: Call,
+    seat: Seat,
+    room: Option<Rc<RefCell<Shared>>>,
     bridge: MediaLeg,
     focus_offer_sent: bool,
     sip: Vec<SipCommand>,
@@ -157,8 +222,15 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let now = Instant::now();
-        let call = Call::dial_in(config(), PCMU_OFFER.as_bytes()).unwrap();
+        Self::seated(Instant::now(), Seat::default())
+    }
+
+    /// A dial-in call in `seat`, its clock at `now`.
+    fn seated(now: Instant, seat: Seat) -> Self {
+        let offer = PCMU_OFFER
+            .replace("192.0.2.10", &seat.phone.ip().to_string())
+            .replace("m=audio 4000", &format!("m=audio {}", seat.phone.port()));
+        let call = Call::dial_in(seat_config(&seat), offer.as_bytes()).unwrap();
         let bridge = MediaLeg::new(
             LegConfig::new(Role::Bridge, vec![BRIDGE.parse().unwrap()]),
             now,
@@ -167,6 +239,8 @@ impl World {
         Self {
             now,
             call,
+            seat,
+            room: None,
             bridge,
             focus_offer_sent: false,
             sip: Vec::new(),
@@ -201,9 +275,58 @@ impl World {
         world
     }
 
+    /// Moves the call into `shared`'s room (its phone moves into the room's engine).
+    fn join_room(&mut self, shared: &Rc<RefCell<Shared>>) {
+        let stand_in = Call::dial_in(config(), PCMU_OFFER.as_bytes()).unwrap();
+        let call = std::mem::replace(&mut self.call, stand_in);
+        shared.borrow_mut().room.add_call(call).unwrap();
+        self.room = Some(shared.clone());
+    }
+
+    fn id(&self) -> CallId {
+        CallId::new(self.seat.id)
+    }
+
+    /// One input to the call, on its own or through its room.
+    fn input<R>(&mut self, f: impl FnOnce(&mut Call) -> R) -> R {
+        let id = self.id();
+        match &self.room {
+            Some(shared) => shared.borrow_mut().room.with_call(id, f).unwrap(),
+            None => f(&mut self.call),
+        }
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        match &self.room {
+            Some(shared) => shared.borrow_mut().room.handle_timeout(now),
+            None => self.input(|call| call.handle_timeout(now)),
+        }
+    }
+
+    /// The call's next output; in a room, the room's outputs are sorted by call first.
+    fn next_output(&mut self) -> CallOutput {
+        let id = self.seat.id;
+        let Some(shared) = &self.room else {
+            return self.call.poll_output();
+        };
+        let mut shared = shared.borrow_mut();
+        while let Some((call, output)) = shared.room.poll_output() {
+            shared
+                .outbox
+                .entry(call.get())
+                .or_default()
+                .push_back(output);
+        }
+        shared
+            .outbox
+            .get_mut(&id)
+            .and_then(|queue| queue.pop_front())
+            .unwrap_or(CallOutput::Idle)
+    }
+
     fn drain_call(&mut self) {
         loop {
-            match self.call.poll_output() {
+            match self.next_output() {
                 CallOutput::Sip(command) => self.sip.push(command),
                 CallOutput::Xmpp(stanza) => self.xmpp.push(stanza),
                 CallOutput::Transmit {
@@ -266,7 +389,7 @@ impl World {
     fn step(&mut self, step: Duration) {
         self.now += step;
         let now = self.now;
-        self.call.handle_timeout(now);
+        self.timeout(now);
         self.bridge.handle_timeout(now).unwrap();
         self.drain_call();
         self.drain_bridge();
@@ -276,7 +399,7 @@ impl World {
                     continue;
                 }
                 self.bridge
-                    .handle_receive(now, GATEWAY_BRIDGE.parse().unwrap(), destination, &contents)
+                    .handle_receive(now, self.seat.gateway_bridge, destination, &contents)
                     .unwrap();
                 self.drain_bridge();
             }
@@ -290,8 +413,9 @@ impl World {
                         .push((now + self.jitter, source, destination, contents));
                     continue;
                 }
-                self.call
-                    .handle_datagram(now, MediaSocket::Bridge, source, destination, &contents);
+                self.input(|call| {
+                    call.handle_datagram(now, MediaSocket::Bridge, source, destination, &contents)
+                });
                 self.drain_call();
             }
         }
@@ -300,8 +424,9 @@ impl World {
             .partition(|(at, ..)| *at <= now);
         self.delayed = later;
         for (_, source, destination, contents) in due {
-            self.call
-                .handle_datagram(now, MediaSocket::Bridge, source, destination, &contents);
+            self.input(|call| {
+                call.handle_datagram(now, MediaSocket::Bridge, source, destination, &contents)
+            });
             self.drain_call();
         }
     }
@@ -310,25 +435,26 @@ impl World {
     /// bridge's real credentials announcing `speakers`.
     fn join_and_invite(&mut self, speakers: &[u32]) {
         let now = self.now;
-        self.call
-            .handle_xmpp_online(now, Jid::new(OUR_JID).unwrap());
+        let nick = self.seat.nick.clone();
+        let jid = Jid::new(&OUR_JID.replace("d3adb33f", &nick)).unwrap();
+        self.input(|call| call.handle_xmpp_online(now, jid));
         self.drain_call();
         let id = self.xmpp.last().unwrap().attr("id").unwrap().to_owned();
-        self.call.handle_xmpp_stanza(
+        self.input(|call| call.handle_xmpp_stanza(
             now,
             &parse(&format!(
                 "<iq xmlns='jabber:client' type='result' id='{id}' from='focus.meet.example.com'>\
                  <conference xmlns='http://jitsi.org/protocol/focus' room='{ROOM}' ready='true'/></iq>"
             )),
-        );
-        self.call.handle_xmpp_stanza(
+        ));
+        self.input(|call| call.handle_xmpp_stanza(
             now,
             &parse(&format!(
-                "<presence xmlns='jabber:client' from='{ROOM}/d3adb33f'>\
+                "<presence xmlns='jabber:client' from='{ROOM}/{nick}'>\
                  <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/>\
                  <status code='110'/></x></presence>"
             )),
-        );
+        ));
         self.drain_call();
         assert!(self.events.contains(&CallEvent::Joined));
         assert!(
@@ -369,7 +495,7 @@ impl World {
             .collect();
         xml.replace_range(start..end, &sources);
         let sent_before = self.xmpp.len();
-        self.call.handle_xmpp_stanza(now, &parse(&xml));
+        self.input(|call| call.handle_xmpp_stanza(now, &parse(&xml)));
         self.drain_call();
         self.focus_offer_sent = true;
         let accept = self.xmpp[sent_before..]
@@ -393,17 +519,17 @@ impl World {
             remote
                 .candidates
                 .iter()
-                .any(|c| c.addr == GATEWAY_BRIDGE.parse().unwrap())
+                .any(|c| c.addr == self.seat.gateway_bridge)
         );
         remote
             .candidates
-            .retain(|c| c.addr == GATEWAY_BRIDGE.parse().unwrap());
+            .retain(|c| c.addr == self.seat.gateway_bridge);
         self.bridge.start(&remote).unwrap();
         for s in speakers {
             self.bridge.add_send_ssrc(Ssrc::new(*s)).unwrap();
         }
         self.bridge
-            .add_receive_ssrc(Ssrc::new(0x0bad_cafe))
+            .add_receive_ssrc(Ssrc::new(self.seat.ssrc))
             .unwrap();
         if self.dial_out {
             assert!(
@@ -430,54 +556,78 @@ impl World {
 
 /// Runs `seconds` of audio: the phone sends a PCMU tone, each speaker an Opus tone.
 fn talk(world: &mut World, seconds: u32, phone_hz: f64, speakers: &[(u32, f64)]) {
-    let mut opus: Vec<(u32, f64, OpusEncoder)> = speakers
+    talk_together(&mut [world], seconds, &[phone_hz], speakers);
+}
+
+/// [`talk`] for several calls at once (a room): phone `i` sends `phone_hz[i]`, and every call's
+/// bridge leg carries every speaker (as the bridge sends each speaker to every participant).
+fn talk_together(
+    worlds: &mut [&mut World],
+    seconds: u32,
+    phone_hz: &[f64],
+    speakers: &[(u32, f64)],
+) {
+    let mut opus: Vec<Vec<(u32, f64, OpusEncoder)>> = worlds
         .iter()
-        .map(|(ssrc, hz)| {
-            (
-                *ssrc,
-                *hz,
-                OpusEncoder::new(
-                    SampleRate::Hz48000,
-                    &OpusEncoderConfig::for_rate(SampleRate::Hz48000),
-                )
-                .unwrap(),
-            )
+        .map(|_| {
+            speakers
+                .iter()
+                .map(|(ssrc, hz)| {
+                    (
+                        *ssrc,
+                        *hz,
+                        OpusEncoder::new(
+                            SampleRate::Hz48000,
+                            &OpusEncoderConfig::for_rate(SampleRate::Hz48000),
+                        )
+                        .unwrap(),
+                    )
+                })
+                .collect()
         })
         .collect();
-    let phone_source: SocketAddr = PHONE.parse().unwrap();
     let frames = seconds * 50;
     for frame in 0..frames {
-        let now = world.now;
-        // Phone → gateway: one PCMU RTP packet.
-        let pcm = sine(phone_hz, 8000.0, 8000, frame as usize * 160, 160);
-        let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
-        packet[2..4].copy_from_slice(&u16::try_from(frame % 65_536).unwrap().to_be_bytes());
-        packet[4..8].copy_from_slice(&(frame * 160).to_be_bytes());
-        packet.extend(pcm.iter().map(|&s| g711::linear_to_ulaw(s)));
-        if !(world.drop_every > 0 && frame as usize % world.drop_every == 3) {
-            world.call.handle_datagram(
-                now,
-                MediaSocket::Phone,
-                phone_source,
-                GATEWAY_PHONE_RTP.parse().unwrap(),
-                &packet,
-            );
+        for ((world, phone_hz), opus) in worlds.iter_mut().zip(phone_hz).zip(&mut opus) {
+            let now = world.now;
+            let (phone_source, gateway_phone) = (world.seat.phone, world.seat.gateway_phone);
+            // Phone → gateway: one PCMU RTP packet.
+            let pcm = sine(*phone_hz, 8000.0, 8000, frame as usize * 160, 160);
+            let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef];
+            packet[2..4].copy_from_slice(&u16::try_from(frame % 65_536).unwrap().to_be_bytes());
+            packet[4..8].copy_from_slice(&(frame * 160).to_be_bytes());
+            packet.extend(pcm.iter().map(|&s| g711::linear_to_ulaw(s)));
+            if !(world.drop_every > 0 && frame as usize % world.drop_every == 3) {
+                world.input(|call| {
+                    call.handle_datagram(
+                        now,
+                        MediaSocket::Phone,
+                        phone_source,
+                        gateway_phone,
+                        &packet,
+                    )
+                });
+            }
+            // Bridge → gateway: one Opus frame per speaker.
+            for (ssrc, hz, encoder) in opus.iter_mut() {
+                let pcm = sine(*hz, 6000.0, 48_000, frame as usize * 960, 960);
+                let mut out = [0u8; 1500];
+                let len = encoder.encode(&pcm, &mut out).unwrap();
+                world
+                    .bridge
+                    .send_audio(now, Ssrc::new(*ssrc), frame * 960, &out[..len], 20, true)
+                    .unwrap();
+            }
+            world.drain_bridge();
         }
-        // Bridge → gateway: one Opus frame per speaker.
-        for (ssrc, hz, encoder) in &mut opus {
-            let pcm = sine(*hz, 6000.0, 48_000, frame as usize * 960, 960);
-            let mut out = [0u8; 1500];
-            let len = encoder.encode(&pcm, &mut out).unwrap();
-            world
-                .bridge
-                .send_audio(now, Ssrc::new(*ssrc), frame * 960, &out[..len], 20, true)
-                .unwrap();
+        for world in worlds.iter_mut() {
+            world.step(Duration::from_millis(20));
         }
-        world.drain_bridge();
-        world.step(Duration::from_millis(20));
     }
     for _ in 0..10 {
-        world.step(Duration::from_millis(20));
+        for world in worlds.iter_mut() {
+            world.step(Duration::from_millis(20));
+        }
     }
 }
 
@@ -500,7 +650,7 @@ fn bridge_heard(world: &World, skip: usize) -> Vec<i16> {
     let mut decoder = OpusDecoder::new(SampleRate::Hz48000).unwrap();
     let packets = world
         .bridge_heard
-        .get(&0x0bad_cafe)
+        .get(&world.seat.ssrc)
         .cloned()
         .unwrap_or_default();
     let mut pcm = Vec::new();
@@ -827,6 +977,11 @@ fn conference_ending_before_the_answer_cancels_the_invite() {
 /// A conference participant presses `digit` for 200 ms: RFC 4733 packets at an 8 kHz clock on
 /// the speaker's SSRC with payload type 126, as a browser sends them through the bridge.
 fn press_in_conference(world: &mut World, ssrc: u32, digit: u8) {
+    press_in_conference_together(&mut [world], ssrc, digit);
+}
+
+/// Speaker `ssrc` presses `digit` for 200 ms; the bridge sends the events on every call's leg.
+fn press_in_conference_together(worlds: &mut [&mut World], ssrc: u32, digit: u8) {
     let start = 480_000;
     for step in 1..=10u16 {
         let event = jigasi_media::TelephoneEvent {
@@ -837,25 +992,31 @@ fn press_in_conference(world: &mut World, ssrc: u32, digit: u8) {
         };
         // The end packet is sent three times (RFC 4733 §2.5.1.4).
         let copies = if step == 10 { 3 } else { 1 };
-        for _ in 0..copies {
-            world
-                .bridge
-                .send_rtp(
-                    world.now,
-                    Ssrc::new(ssrc),
-                    126,
-                    start,
-                    &event.to_bytes(),
-                    127,
-                    false,
-                )
-                .unwrap();
+        for world in worlds.iter_mut() {
+            for _ in 0..copies {
+                world
+                    .bridge
+                    .send_rtp(
+                        world.now,
+                        Ssrc::new(ssrc),
+                        126,
+                        start,
+                        &event.to_bytes(),
+                        127,
+                        false,
+                    )
+                    .unwrap();
+            }
+            world.drain_bridge();
         }
-        world.drain_bridge();
-        world.step(Duration::from_millis(20));
+        for world in worlds.iter_mut() {
+            world.step(Duration::from_millis(20));
+        }
     }
     for _ in 0..30 {
-        world.step(Duration::from_millis(20));
+        for world in worlds.iter_mut() {
+            world.step(Duration::from_millis(20));
+        }
     }
 }
 
@@ -1661,4 +1822,116 @@ fn rtcp_goes_where_the_offer_says_a_rtcp_port_or_rtcp_mux() {
             );
         }
     }
+}
+
+/// Two dial-in calls of one room, joined to the conference, their clocks in step.
+fn room_of_two(speakers: &[u32]) -> (Rc<RefCell<Shared>>, World, World) {
+    let now = Instant::now();
+    let shared = Shared::new();
+    let mut a = World::seated(now, Seat::nth(1));
+    let mut b = World::seated(now, Seat::nth(2));
+    a.join_room(&shared);
+    b.join_room(&shared);
+    assert_eq!(
+        shared.borrow().room.phones(),
+        2,
+        "both phones in one engine"
+    );
+    a.join_and_invite(speakers);
+    b.join_and_invite(speakers);
+    let t = a.now.max(b.now);
+    for world in [&mut a, &mut b] {
+        let behind = t - world.now;
+        world.step(behind);
+    }
+    (shared, a, b)
+}
+
+#[test]
+fn calls_in_one_room_share_one_engine_and_hear_each_other_directly() {
+    let (shared, mut a, mut b) = room_of_two(&[1001]);
+    talk_together(&mut [&mut a, &mut b], 1, &[440.0, 700.0], &[(1001, 1000.0)]);
+    let stats = *shared.borrow().room.engine().stats();
+    let (a_heard, b_heard) = (a.to_phone.len(), b.to_phone.len());
+    talk_together(&mut [&mut a, &mut b], 3, &[440.0, 700.0], &[(1001, 1000.0)]);
+
+    // Each phone hears the speaker and the other phone, never itself.
+    for (world, skip, own, other) in [(&a, a_heard, 440.0, 700.0), (&b, b_heard, 700.0, 440.0)] {
+        let down = phone_heard(world, skip);
+        assert!(down.len() >= 8000 * 2, "phone got {} samples", down.len());
+        for hz in [1000.0, other] {
+            let share = windowed_share(&down, 8000, hz);
+            assert!(
+                share > 0.2,
+                "call {}: {hz} Hz share {share:.3}",
+                world.seat.id
+            );
+        }
+        let share = windowed_share(&down, 8000, own);
+        assert!(
+            share < 0.02,
+            "call {} hears itself: {share:.3}",
+            world.seat.id
+        );
+    }
+    // Each bridge leg carries its own phone only.
+    for (world, own, other) in [(&a, 440.0, 700.0), (&b, 700.0, 440.0)] {
+        let up = bridge_heard(world, 60);
+        assert!(up.len() >= 48_000, "bridge got {} samples", up.len());
+        assert!(windowed_share(&up, 48_000, own) > 0.9);
+        assert!(windowed_share(&up, 48_000, other) < 0.02);
+    }
+    // Decode once: one speaker, one rate (8 kHz) → one decode per tick for both phones, and
+    // the second leg's copy of the speaker is dropped, not decoded.
+    let after = *shared.borrow().room.engine().stats();
+    let ticks = after.ticks - stats.ticks;
+    assert!((150..=170).contains(&ticks), "{ticks} room ticks in 3 s");
+    // (The speaker talks for 150 of the ticks; the trailing ones are silence, not decoded.)
+    let decodes = after.speaker_decodes - stats.speaker_decodes;
+    assert!(
+        (145..=ticks).contains(&decodes),
+        "{decodes} decodes in {ticks} ticks"
+    );
+    assert!(after.other_leg - stats.other_leg >= 140, "{after:?}");
+    assert_eq!(after.decode_errors, 0);
+}
+
+#[test]
+fn dtmf_pressed_in_the_conference_reaches_every_phone_of_the_room_once() {
+    let (_shared, mut a, mut b) = room_of_two(&[1001]);
+    talk_together(&mut [&mut a, &mut b], 1, &[440.0, 700.0], &[(1001, 1000.0)]);
+    let (a_before, b_before) = (a.to_phone.len(), b.to_phone.len());
+    press_in_conference_together(&mut [&mut a, &mut b], 1001, 5);
+    for (world, skip) in [(&a, a_before), (&b, b_before)] {
+        let events = phone_events(world, skip);
+        assert!(events.iter().all(|e| e.event == 5), "{events:?}");
+        // One press: the end is signalled (three times) once, not once per bridge leg.
+        let ends = events.iter().filter(|e| e.end).count();
+        assert_eq!(ends, 3, "call {}: {events:?}", world.seat.id);
+    }
+}
+
+#[test]
+fn a_call_leaving_the_room_leaves_the_others_audio_intact() {
+    let (shared, mut a, mut b) = room_of_two(&[1001]);
+    // B's leg delivers the speaker first, so the engine takes the speaker from B's leg.
+    talk_together(&mut [&mut b, &mut a], 1, &[700.0, 440.0], &[(1001, 1000.0)]);
+    let now = b.now;
+    b.input(|call| call.hang_up(now, "bye"));
+    b.drain_call();
+    assert!(shared.borrow().room.call(b.id()).unwrap().is_ended());
+    let call = shared.borrow_mut().room.remove_call(b.id()).unwrap();
+    assert!(call.is_ended());
+    assert_eq!(shared.borrow().room.phones(), 1);
+    assert_eq!(shared.borrow().room.len(), 1);
+
+    let skip = a.to_phone.len();
+    talk_together(&mut [&mut a], 2, &[440.0], &[(1001, 1000.0)]);
+    let down = phone_heard(&a, skip);
+    assert!(down.len() >= 8000, "phone got {} samples", down.len());
+    // The speaker comes from A's own leg now, at once (no gap for the takeover).
+    let share = windowed_share(&down[..4000], 8000, 1000.0);
+    assert!(share > 0.9, "1 kHz share right after B left {share:.3}");
+    assert!(windowed_share(&down, 8000, 700.0) < 0.02, "B is gone");
+    assert!(rms(&down) > 2000.0);
 }
