@@ -33,7 +33,7 @@ use crate::{
 /// go to [`DEMO_ROOM`].
 pub const POOL_NUMBER: &str = "jigasi";
 
-/// Phones the cluster's Kamailio knows (password `<user>pw`).
+/// Phones the Kamailio of a [`Cluster`] or a [`crate::Deployment`] knows (password `<user>pw`).
 pub const PHONES: [&str; 4] = ["alice", "bob", "carol", "dave"];
 
 /// One gateway process of a [`Cluster`].

@@ -42,6 +42,10 @@ pub const XMPP_PASSWORD: &str = "jigasipw";
 pub const DEMO_ROOM: &str = "demo";
 /// The log line the gateway prints once it is registered and in every brewery.
 pub const READY_LINE: &str = "gateway ready";
+/// Numbers starting with this go to the room named by the rest of the number: Kamailio adds
+/// `Jitsi-Conference-Room: <rest>@conference.<domain>` and routes the call to the gateway
+/// (e.g. `sip:room-other@<registrar>` joins room `other`).
+pub const ROOM_NUMBER_PREFIX: &str = "room-";
 
 /// Why the demo or a check failed.
 #[derive(Debug, thiserror::Error)]
@@ -86,15 +90,26 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// Starts Prosody (domain `meet.example.com`) and Kamailio (users of the testpeers
-    /// defaults), and writes the gateway's configuration.
+    /// Starts Prosody (domain `meet.example.com`) and Kamailio (the gateway's SIP account and
+    /// the [`PHONES`]; the gateway's number reaches [`DEMO_ROOM`], [`ROOM_NUMBER_PREFIX`]
+    /// numbers other rooms), and writes the gateway's configuration.
     pub fn start() -> Result<Self, DemoError> {
         let prosody = Prosody::start(ProsodyConfig::default())?;
-        // Like a PBX in front of Jigasi, Kamailio tells the gateway which room a call is for.
+        // Like a PBX in front of Jigasi, Kamailio tells the gateway which room a call is for:
+        // the gateway's number goes to the demo room, `room-<name>` to room `<name>` (the
+        // Request-URI user is then the gateway's, for the location lookup).
+        let domain = prosody.domain();
+        let mut users = vec![(SIP_USER.to_owned(), SIP_PASSWORD.to_owned())];
+        users.extend(PHONES.iter().map(|p| ((*p).to_owned(), format!("{p}pw"))));
         let kamailio = Kamailio::start(KamailioConfig {
+            users,
             extra_route: Some(format!(
-                "if ($rU == \"{SIP_USER}\") {{ append_hf(\"Jitsi-Conference-Room: {DEMO_ROOM}@conference.{}\\r\\n\"); }}",
-                prosody.domain()
+                "if ($rU == \"{SIP_USER}\") {{ append_hf(\"Jitsi-Conference-Room: {DEMO_ROOM}@conference.{domain}\\r\\n\"); }} \
+                 else if ($rU =~ \"^{ROOM_NUMBER_PREFIX}\") {{ \
+                 $var(room) = $(rU{{s.substr,{skip},0}}); \
+                 append_hf(\"Jitsi-Conference-Room: $var(room)@conference.{domain}\\r\\n\"); \
+                 $rU = \"{SIP_USER}\"; }}",
+                skip = ROOM_NUMBER_PREFIX.len(),
             )),
             ..KamailioConfig::default()
         })?;

@@ -10,7 +10,9 @@ use jigasi_standin::{AudioSource, StandIn, StandInConfig, StandInEvent};
 use jigasi_testpeers::{Baresip, BaresipConfig, audio};
 use jigasi_types::Secret;
 
-use crate::{DEMO_ROOM, DemoError, Deployment, GatewayProcess, READY_LINE, SIP_USER, io};
+use crate::{
+    DEMO_ROOM, DemoError, Deployment, GatewayProcess, READY_LINE, ROOM_NUMBER_PREFIX, SIP_USER, io,
+};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -196,6 +198,35 @@ impl Session {
         Ok((phone, nick))
     }
 
+    /// Calls room `room` (the number [`crate::ROOM_NUMBER_PREFIX`]`<room>`, for which Kamailio
+    /// adds the room header) from a baresip phone registered at Kamailio as `user` (one of
+    /// [`crate::PHONES`]) that offers only `codecs` (baresip's `audio_codecs`), plays
+    /// `phone_wav` (48 kHz mono) and records what it hears. Returns once the call is
+    /// established, with the phone and the gateway's nick in that room.
+    pub async fn phone_joins_room(
+        &mut self,
+        room: &str,
+        user: &str,
+        codecs: &str,
+        phone_wav: &Path,
+    ) -> Result<(Baresip, String), DemoError> {
+        let registrar = self.deployment.kamailio.addr();
+        let mut phone = Baresip::start(BaresipConfig {
+            record: true,
+            play_wav: Some(phone_wav.to_path_buf()),
+            codecs: codecs.into(),
+            ..BaresipConfig::registering(user, &format!("{user}pw"), registrar)
+        })?;
+        phone.wait_registered(Duration::from_secs(5))?;
+        phone.dial(&format!(
+            "sip:{ROOM_NUMBER_PREFIX}{room}@{}",
+            registrar.ip()
+        ))?;
+        self.established(&mut phone).await?;
+        let nick = self.next_nick(Some(room)).await?;
+        Ok((phone, nick))
+    }
+
     /// The conference (the stand-in acting as Jicofo) sends a Rayo dial for `bob`, a baresip
     /// phone registered at Kamailio that answers automatically and plays `phone_wav`.
     pub async fn dial_out(
@@ -313,11 +344,29 @@ impl Session {
     /// The nick of the gateway's next participant in the demo room: the next one the stand-in
     /// sends a `session-initiate` to that it has not seen before (waits up to 10 s).
     pub async fn new_gateway_nick(&mut self) -> Result<String, DemoError> {
+        self.next_nick(None).await
+    }
+
+    /// [`Self::new_gateway_nick`], in `room` only when given.
+    async fn next_nick(&mut self, room: Option<&str>) -> Result<String, DemoError> {
         let known = self.known_nicks.clone();
+        let room = match room {
+            Some(room) => Some(
+                self.standin
+                    .room_jid(room)
+                    .map_err(|e| DemoError::Expectation(format!("room {room}: {e}")))?
+                    .to_lowercase(),
+            ),
+            None => None,
+        };
         let nick = self
             .standin
             .wait_for(Duration::from_secs(10), |event| match event {
-                StandInEvent::SessionInitiated { nick, .. } if !known.contains(nick) => {
+                StandInEvent::SessionInitiated {
+                    nick,
+                    room: in_room,
+                    ..
+                } if !known.contains(nick) && room.as_ref().is_none_or(|r| r == in_room) => {
                     Some(nick.clone())
                 }
                 _ => None,
