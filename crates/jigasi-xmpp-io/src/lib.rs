@@ -212,6 +212,14 @@ impl XmppEvents {
     pub async fn next(&mut self) -> Option<Incoming> {
         self.events.recv().await
     }
+
+    /// [`XmppEvents::next`] for a caller that polls several sources by hand.
+    pub fn poll_next(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Incoming>> {
+        self.events.poll_recv(cx)
+    }
 }
 
 /// Connects a client, negotiates (STARTTLS, SASL, bind) and returns once online.
