@@ -49,6 +49,9 @@ pub struct DebugCall {
     pub started: String,
     /// The phone's codec (`name/clock rate`) once agreed.
     pub codec: Option<String>,
+    /// Phones sharing this call's audio engine: the phones of its room on this gateway, which
+    /// hear each other directly and share the decoding of the conference's streams.
+    pub media_phones: usize,
 }
 
 impl DebugSnapshot {
@@ -93,6 +96,7 @@ impl DebugCall {
             "sipState": self.sip_state,
             "started": self.started,
             "codec": self.codec,
+            "mediaPhones": self.media_phones,
         })
     }
 }
@@ -112,6 +116,7 @@ mod tests {
             sip_state: "answered".into(),
             started: "2026-11-22 05:06:07.089".into(),
             codec: Some("PCMU/8000".into()),
+            media_phones: 2,
         }
     }
 
@@ -137,6 +142,7 @@ mod tests {
         assert_eq!(session["direction"], "in");
         assert_eq!(session["sipState"], "answered");
         assert_eq!(session["codec"], "PCMU/8000");
+        assert_eq!(session["mediaPhones"], 2);
         assert_eq!(session["remote"], "sip:***@pbx.example.com");
     }
 

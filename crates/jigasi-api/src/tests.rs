@@ -376,6 +376,7 @@ async fn debug_lists_the_running_calls() {
             sip_state: "calling".into(),
             started: "2026-11-22 05:06:07.089".into(),
             codec: None,
+            media_phones: 0,
         }],
     });
     let (status, _, body) = request(f.addr, "GET", "/debug", "").await;

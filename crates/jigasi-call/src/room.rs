@@ -68,15 +68,22 @@ impl Room {
 
     /// Takes `call` into the room: its phone (if attached yet) moves into the room's engine
     /// with all its state. A call joins its room before its first input; anything its own
-    /// engine held besides the phone (speakers, events) stays behind.
-    pub fn add_call(&mut self, mut call: Call) -> Result<(), ConferenceError> {
+    /// engine held besides the phone (speakers, events) stays behind. On failure (the same
+    /// id twice, a codec that cannot be created) the call comes back as it was.
+    pub fn add_call(&mut self, mut call: Call) -> Result<(), (Box<Call>, ConferenceError)> {
         let id = call.id();
         if self.members.iter().any(|m| m.call.id() == id) {
-            return Err(ConferenceError::AlreadyAttached);
+            return Err((Box::new(call), ConferenceError::AlreadyAttached));
         }
         if call.media.has_phone(id) {
-            let phone = call.media.take_phone(id)?;
-            self.engine.insert_phone(phone)?;
+            let phone = match call.media.take_phone(id) {
+                Ok(phone) => phone,
+                Err(error) => return Err((Box::new(call), error)),
+            };
+            if let Err(error) = self.engine.insert_phone(phone) {
+                // The phone is gone with the failed insert: the call cannot carry audio.
+                return Err((Box::new(call), error));
+            }
         }
         call.in_room = true;
         self.members.push(Member {

@@ -2,6 +2,7 @@
 //! and bridge ICE), its per-call XMPP connection and its SIP dialog handle, and only moves bytes,
 //! stanzas, commands and deadlines between them (style-anchors.md B4).
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -9,8 +10,8 @@ use std::sync::Arc;
 use jid::BareJid;
 use jigasi_call::{
     Call, CallConfig, CallEvent, CallOutput, CallQuality, ConferenceConfig, DtmfToPhone,
-    HangupCause, LegQuality, MediaSocket, ReasonProtocol, SipCommand, SipInput, StreamQuality,
-    WallClock,
+    HangupCause, LegQuality, MediaSocket, ReasonProtocol, Room, SipCommand, SipInput,
+    StreamQuality, WallClock,
 };
 use jigasi_config::Config;
 use jigasi_config::DtmfMethod;
@@ -65,6 +66,8 @@ pub(crate) enum RegistryEvent {
         sip_state: &'static str,
         /// [`Call::phone_codec`].
         codec: Option<String>,
+        /// Phones sharing the call's audio engine (its room's phones on this gateway).
+        media_phones: usize,
     },
 }
 
@@ -72,13 +75,15 @@ pub(crate) enum RegistryEvent {
 pub(crate) struct CallContext {
     pub(crate) config: Arc<Config>,
     pub(crate) registry: mpsc::Sender<RegistryEvent>,
+    /// The room tasks running now, by room, to join a call to (see `room_task`).
+    pub(crate) rooms: crate::room_task::RoomDirectory,
 }
 
 /// Largest datagram we read (RTP and DTLS fit easily).
-const MAX_DATAGRAM: usize = 2048;
+pub(crate) const MAX_DATAGRAM: usize = 2048;
 
 /// How often a call reports its quality (jitter, loss, RTT, MOS) to the registry.
-const QUALITY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const QUALITY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs one dial-in call to its end. Never panics on peer input; every failure ends in a SIP
 /// rejection or BYE.
@@ -101,10 +106,10 @@ pub(crate) async fn run_dial_in(
                 .unwrap_or_else(|| user_part(&incoming.from.uri)),
             remote: incoming.from.uri.clone(),
         };
-        match CallRunner::start_dial_in(id, incoming, &context).await {
-            Ok(call) => {
+        match CallIo::start_dial_in(id, incoming, &context).await {
+            Ok((io, call)) => {
                 let _ = context.registry.send(started).await;
-                call.run(cancel).await;
+                crate::room_task::enter(io, call, context, cancel).await;
             }
             Err((status, reason)) => {
                 warn!(status, %reason, "rejecting the call");
@@ -117,9 +122,9 @@ pub(crate) async fn run_dial_in(
                         },
                     )
                     .await;
+                let _ = context.registry.send(RegistryEvent::Ended(id)).await;
             }
         }
-        let _ = context.registry.send(RegistryEvent::Ended(id)).await;
     }
     .instrument(span)
     .await;
@@ -143,15 +148,17 @@ pub(crate) async fn run_dial_out(
             display_name: dial.destination.clone(),
             remote: dial.destination.clone(),
         };
-        match CallRunner::start_dial_out(id, dial, dialer, &context).await {
-            Ok(mut call) => {
+        match CallIo::start_dial_out(id, dial, dialer, &context).await {
+            Ok((mut io, call)) => {
                 let _ = context.registry.send(started).await;
-                call.joined = Some(joined);
-                call.run(cancel).await;
+                io.joined = Some(joined);
+                crate::room_task::enter(io, call, context, cancel).await;
             }
-            Err((status, reason)) => warn!(status, %reason, "dial-out failed to start"),
+            Err((status, reason)) => {
+                warn!(status, %reason, "dial-out failed to start");
+                let _ = context.registry.send(RegistryEvent::Ended(id)).await;
+            }
         }
-        let _ = context.registry.send(RegistryEvent::Ended(id)).await;
     }
     .instrument(span)
     .await;
@@ -170,19 +177,25 @@ pub(crate) struct DialOut {
     pub(crate) headers: Vec<(String, String)>,
 }
 
-/// The task state of one call, either direction.
-struct CallRunner {
-    id: CallId,
-    call: Call,
+/// The I/O side of one call, either direction: its sockets, XMPP connection and SIP dialog. The
+/// pure [`Call`] itself lives in the room task's [`jigasi_call::Room`] (see `room_task`).
+pub(crate) struct CallIo {
+    pub(crate) id: CallId,
+    /// The room, lower-cased: calls of one room share one room task and audio engine.
+    pub(crate) room_key: String,
+    /// The call's tracing span (`call{id=..}`), entered for everything done for it.
+    pub(crate) span: tracing::Span,
     /// The SIP dialog once there is one (dial-out: after the INVITE).
     control: Option<CallControl>,
     sip_events: Option<mpsc::Receiver<jigasi_sip::CallEvent>>,
+    pub(crate) sip_open: bool,
     /// Dial-out: places the INVITE when the call asks for it.
     dialer: Option<Dialer>,
     /// Dial-out: tells the Rayo requester where we joined.
     joined: Option<watch::Sender<Option<String>>>,
-    xmpp: XmppHandle,
+    pub(crate) xmpp: XmppHandle,
     xmpp_events: XmppEvents,
+    pub(crate) xmpp_open: bool,
     phone_socket: UdpSocket,
     /// The phone's RTCP: the RTP port + 1.
     phone_rtcp_socket: UdpSocket,
@@ -194,15 +207,33 @@ struct CallRunner {
     domain: String,
     /// The call lost its XMPP connection and wants it back.
     reconnect_wanted: bool,
+    /// The reconnection under way.
+    pub(crate) reconnect: Option<tokio::task::JoinHandle<(XmppHandle, XmppEvents)>>,
 }
 
-impl CallRunner {
+/// One input for a call, as its room task received it.
+pub(crate) enum Input {
+    /// From the SIP dialog; `None` when the dialog is gone.
+    Sip(Option<jigasi_sip::CallEvent>),
+    /// From the per-call XMPP connection; `None` when it is gone.
+    Xmpp(Option<Incoming>),
+    /// A datagram of `len` bytes (in the room task's buffer) from `source` on `socket`.
+    Datagram {
+        socket: MediaSocket,
+        len: usize,
+        source: SocketAddr,
+    },
+    /// The XMPP reconnection finished.
+    Reconnected(Result<(XmppHandle, XmppEvents), tokio::task::JoinError>),
+}
+
+impl CallIo {
     /// Room from the headers, SDP negotiated, sockets bound, XMPP connected.
     async fn start_dial_in(
         id: CallId,
         incoming: IncomingCall,
         context: &CallContext,
-    ) -> Result<Self, (u16, String)> {
+    ) -> Result<(Self, Call), (u16, String)> {
         let config = &context.config;
         let target = dial_in_target(&incoming.headers, &dial_in_config(config))
             .map_err(|e| (e.sip_status(), e.to_string()))?;
@@ -237,23 +268,30 @@ impl CallRunner {
         info!(room = %Pii(&target.room_jid), "dial-in call");
 
         let (xmpp, xmpp_events) = connect_call_xmpp(config, &domain).await?;
-        Ok(Self {
-            id,
+        Ok((
+            Self {
+                id,
+                room_key: target.room_jid.to_ascii_lowercase(),
+                span: tracing::Span::current(),
+                sip_open: true,
+                xmpp_open: true,
+                reconnect: None,
+                control: Some(incoming.control),
+                sip_events: Some(incoming.events),
+                dialer: None,
+                joined: None,
+                xmpp,
+                xmpp_events,
+                phone_socket,
+                phone_rtcp_socket,
+                bridge_socket,
+                registry: context.registry.clone(),
+                config: context.config.clone(),
+                domain,
+                reconnect_wanted: false,
+            },
             call,
-            control: Some(incoming.control),
-            sip_events: Some(incoming.events),
-            dialer: None,
-            joined: None,
-            xmpp,
-            xmpp_events,
-            phone_socket,
-            phone_rtcp_socket,
-            bridge_socket,
-            registry: context.registry.clone(),
-            config: context.config.clone(),
-            domain,
-            reconnect_wanted: false,
-        })
+        ))
     }
 
     /// Joins the room first; the INVITE goes out when the focus's offer is accepted.
@@ -262,7 +300,7 @@ impl CallRunner {
         dial: DialOut,
         dialer: Dialer,
         context: &CallContext,
-    ) -> Result<Self, (u16, String)> {
+    ) -> Result<(Self, Call), (u16, String)> {
         let config = &context.config;
         let account = config.sip.as_ref();
         let registrar_domain = account.map(|a| a.domain.as_str()).filter(|d| !d.is_empty());
@@ -298,141 +336,215 @@ impl CallRunner {
             .map_err(|e| (e.sip_status(), e.to_string()))?;
         info!(room = %Pii(&dial.room), "dial-out call");
         let (xmpp, xmpp_events) = connect_call_xmpp(config, &domain).await?;
-        Ok(Self {
-            id,
+        Ok((
+            Self {
+                id,
+                room_key: dial.room.to_ascii_lowercase(),
+                span: tracing::Span::current(),
+                sip_open: true,
+                xmpp_open: true,
+                reconnect: None,
+                control: None,
+                sip_events: None,
+                dialer: Some(dialer),
+                joined: None,
+                xmpp,
+                xmpp_events,
+                phone_socket,
+                phone_rtcp_socket,
+                bridge_socket,
+                registry: context.registry.clone(),
+                config: context.config.clone(),
+                domain,
+                reconnect_wanted: false,
+            },
             call,
-            control: None,
-            sip_events: None,
-            dialer: Some(dialer),
-            joined: None,
-            xmpp,
-            xmpp_events,
-            phone_socket,
-            phone_rtcp_socket,
-            bridge_socket,
-            registry: context.registry.clone(),
-            config: context.config.clone(),
-            domain,
-            reconnect_wanted: false,
-        })
+        ))
     }
 
-    async fn run(mut self, cancel: CancellationToken) {
+    /// Polls the call's sources once, starting at `first` (rotated by the caller, so no source
+    /// starves the others); datagrams are read into `buf`.
+    pub(crate) fn poll_input(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        first: usize,
+        buf: &mut [u8],
+    ) -> std::task::Poll<Input> {
+        use std::task::Poll;
+        for i in 0..6 {
+            let polled = match (first + i) % 6 {
+                0 => self.poll_datagram(cx, MediaSocket::Bridge, buf),
+                1 => self.poll_datagram(cx, MediaSocket::Phone, buf),
+                2 => self.poll_datagram(cx, MediaSocket::PhoneRtcp, buf),
+                3 if self.sip_open => match self.sip_events.as_mut() {
+                    Some(events) => events.poll_recv(cx).map(Input::Sip),
+                    None => Poll::Pending,
+                },
+                4 if self.xmpp_open => self.xmpp_events.poll_next(cx).map(Input::Xmpp),
+                5 => match self.reconnect.as_mut() {
+                    Some(task) => std::pin::Pin::new(task).poll(cx).map(Input::Reconnected),
+                    None => Poll::Pending,
+                },
+                _ => Poll::Pending,
+            };
+            if polled.is_ready() {
+                return polled;
+            }
+        }
+        Poll::Pending
+    }
+
+    fn poll_datagram(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        socket: MediaSocket,
+        buf: &mut [u8],
+    ) -> std::task::Poll<Input> {
+        use std::task::Poll;
+        let socket_ref = self.socket(socket);
+        let mut read = tokio::io::ReadBuf::new(buf);
+        match socket_ref.poll_recv_from(cx, &mut read) {
+            Poll::Ready(Ok(source)) => Poll::Ready(Input::Datagram {
+                socket,
+                len: read.filled().len(),
+                source,
+            }),
+            // An ICMP error (port unreachable) surfaces here on some systems: not fatal.
+            Poll::Ready(Err(_)) | Poll::Pending => Poll::Pending,
+        }
+    }
+
+    pub(crate) fn socket(&self, socket: MediaSocket) -> &UdpSocket {
+        match socket {
+            MediaSocket::Phone => &self.phone_socket,
+            MediaSocket::PhoneRtcp => &self.phone_rtcp_socket,
+            MediaSocket::Bridge => &self.bridge_socket,
+        }
+    }
+
+    /// Starts the XMPP reconnection when the call asked for one.
+    pub(crate) fn start_reconnect(&mut self) {
+        if std::mem::take(&mut self.reconnect_wanted) && self.reconnect.is_none() {
+            let (config, domain) = (self.config.clone(), self.domain.clone());
+            self.reconnect = Some(tokio::spawn(async move {
+                reconnect_call_xmpp(&config, &domain).await
+            }));
+        }
+    }
+
+    /// Acts on one input of this call.
+    pub(crate) async fn on_input(&mut self, room: &mut Room, input: Input, buf: &[u8]) {
+        let id = self.id;
         let now = Instant::now().into_std();
-        self.call.handle_xmpp_online(now, self.xmpp.jid().clone());
-        self.report_progress().await;
-        let mut phone_buf = vec![0u8; MAX_DATAGRAM];
-        let mut phone_rtcp_buf = vec![0u8; MAX_DATAGRAM];
-        let mut bridge_buf = vec![0u8; MAX_DATAGRAM];
-        let phone_local = self.phone_socket.local_addr().ok();
-        let phone_rtcp_local = self.phone_rtcp_socket.local_addr().ok();
-        let mut quality = tokio::time::interval(QUALITY_INTERVAL);
-        quality.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let bridge_local = self.bridge_socket.local_addr().ok();
-        let mut deadline = None;
-        let mut sip_open = true;
-        let mut xmpp_open = true;
-        let mut reconnect: Option<tokio::task::JoinHandle<(XmppHandle, XmppEvents)>> = None;
-        loop {
-            if let Some(next) = self.drain().await {
-                deadline = Some(next);
+        match input {
+            Input::Datagram {
+                socket,
+                len,
+                source,
+            } => {
+                let Ok(local) = self.socket(socket).local_addr() else {
+                    return;
+                };
+                let contents = buf.get(..len).unwrap_or_default();
+                room.with_call(id, |call| {
+                    call.handle_datagram(now, socket, source, local, contents);
+                });
             }
-            if self.call.is_ended() {
-                break;
+            Input::Sip(Some(event)) => self.on_sip_event(room, now, event).await,
+            Input::Sip(None) => {
+                self.sip_open = false;
+                room.with_call(id, |call| call.handle_sip(now, SipInput::Terminated));
             }
-            if std::mem::take(&mut self.reconnect_wanted) && reconnect.is_none() {
-                let (config, domain) = (self.config.clone(), self.domain.clone());
-                reconnect = Some(tokio::spawn(async move {
-                    reconnect_call_xmpp(&config, &domain).await
-                }));
+            Input::Xmpp(Some(Incoming::Stanza(stanza))) => {
+                room.with_call(id, |call| call.handle_xmpp_stanza(now, &stanza));
             }
-            let reconnected = async {
-                match reconnect.as_mut() {
-                    Some(task) => task.await,
-                    None => std::future::pending().await,
-                }
-            };
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = cancel.cancelled() => {
-                    self.call.hang_up(Instant::now().into_std(), "Gateway shutting down");
-                }
-                event = recv_sip(&mut self.sip_events), if sip_open => {
-                    let now = Instant::now().into_std();
-                    match event {
-                        Some(event) => self.on_sip_event(now, event).await,
-                        None => {
-                            sip_open = false;
-                            self.call.handle_sip(now, SipInput::Terminated);
-                        }
-                    }
-                }
-                incoming = self.xmpp_events.next(), if xmpp_open => {
-                    let now = Instant::now().into_std();
-                    match incoming {
-                        Some(Incoming::Stanza(stanza)) => self.call.handle_xmpp_stanza(now, &stanza),
-                        Some(Incoming::Closed(reason)) => {
-                            warn!(%reason, "per-call XMPP connection closed");
-                            xmpp_open = false;
-                            self.call.handle_xmpp_lost(now);
-                        }
-                        None => {
-                            xmpp_open = false;
-                            self.call.handle_xmpp_lost(now);
-                        }
-                    }
-                }
-                received = self.phone_socket.recv_from(&mut phone_buf) => {
-                    if let (Ok((len, source)), Some(local)) = (received, phone_local) {
-                        let now = Instant::now().into_std();
-                        self.call.handle_datagram(now, MediaSocket::Phone, source, local, &phone_buf[..len]);
-                    }
-                }
-                received = self.phone_rtcp_socket.recv_from(&mut phone_rtcp_buf) => {
-                    if let (Ok((len, source)), Some(local)) = (received, phone_rtcp_local) {
-                        let now = Instant::now().into_std();
-                        self.call.handle_datagram(now, MediaSocket::PhoneRtcp, source, local, &phone_rtcp_buf[..len]);
-                    }
-                }
-                _ = quality.tick() => {
-                    let sample = quality_sample(&self.call.quality());
-                    let _ = self.registry.send(RegistryEvent::Quality(self.id, sample)).await;
-                }
-                received = self.bridge_socket.recv_from(&mut bridge_buf) => {
-                    if let (Ok((len, source)), Some(local)) = (received, bridge_local) {
-                        let now = Instant::now().into_std();
-                        self.call.handle_datagram(now, MediaSocket::Bridge, source, local, &bridge_buf[..len]);
-                    }
-                }
-                joined = reconnected => {
-                    reconnect = None;
-                    if let Ok((xmpp, events)) = joined {
-                        let nick = format!("{:08x}", rand::rng().random::<u32>());
-                        info!(%nick, "per-call XMPP connection restored: rejoining");
-                        self.xmpp = xmpp;
-                        self.xmpp_events = events;
-                        xmpp_open = true;
-                        let jid = self.xmpp.jid().clone();
-                        self.call.handle_xmpp_reconnected(Instant::now().into_std(), jid, nick);
-                    }
-                }
-                () = sleep => {
-                    self.call.handle_timeout(Instant::now().into_std());
+            Input::Xmpp(Some(Incoming::Closed(reason))) => {
+                warn!(%reason, "per-call XMPP connection closed");
+                self.xmpp_open = false;
+                room.with_call(id, |call| call.handle_xmpp_lost(now));
+            }
+            Input::Xmpp(None) => {
+                self.xmpp_open = false;
+                room.with_call(id, |call| call.handle_xmpp_lost(now));
+            }
+            Input::Reconnected(joined) => {
+                self.reconnect = None;
+                if let Ok((xmpp, events)) = joined {
+                    let nick = format!("{:08x}", rand::rng().random::<u32>());
+                    info!(%nick, "per-call XMPP connection restored: rejoining");
+                    self.xmpp = xmpp;
+                    self.xmpp_events = events;
+                    self.xmpp_open = true;
+                    let jid = self.xmpp.jid().clone();
+                    room.with_call(id, |call| call.handle_xmpp_reconnected(now, jid, nick));
                 }
             }
         }
-        if let Some(task) = reconnect {
+    }
+
+    /// Executes one output of the call.
+    pub(crate) async fn execute(&mut self, room: &mut Room, output: CallOutput) {
+        match output {
+            CallOutput::Sip(command) => self.on_sip_command(room, command).await,
+            CallOutput::Xmpp(stanza) => {
+                // A failed send means the connection is going; its Closed event follows.
+                let _ = self.xmpp.send(stanza).await;
+            }
+            CallOutput::Transmit {
+                socket,
+                destination,
+                contents,
+            } => {
+                // Media is never queued: a failed send is a lost packet.
+                let _ = self.socket(socket).send_to(&contents, destination).await;
+            }
+            CallOutput::Event(event) => match event {
+                CallEvent::Joined => {
+                    info!("joined the conference");
+                    if let (Some(joined), Some(call)) = (&self.joined, room.call(self.id)) {
+                        joined.send_replace(Some(call.occupant()));
+                    }
+                    let _ = self.registry.send(RegistryEvent::Joined(self.id)).await;
+                    self.report(self.progress(room)).await;
+                }
+                CallEvent::Answered => {
+                    info!("answered the phone");
+                    self.report(self.progress(room)).await;
+                }
+                CallEvent::Occupants { others } => {
+                    let _ = self
+                        .registry
+                        .send(RegistryEvent::Occupants(self.id, others))
+                        .await;
+                }
+                CallEvent::MediaConnected => info!("media to the bridge connected"),
+                CallEvent::ConferenceLost => {
+                    warn!("conference connection lost: keeping the phone, reconnecting");
+                    self.reconnect_wanted = true;
+                }
+                CallEvent::MediaDropped => {
+                    warn!("the phone stopped sending media");
+                    let _ = self
+                        .registry
+                        .send(RegistryEvent::MediaDropped(self.id))
+                        .await;
+                }
+                CallEvent::Ended { reason } => info!(%reason, "call ending"),
+            },
+            // The room task drains outputs through the room, which keeps the deadlines.
+            CallOutput::Timeout(_) | CallOutput::Idle => {}
+        }
+    }
+
+    /// The call is over and out of the room: closes its connection, logs, tells the registry.
+    pub(crate) async fn finish(mut self, call: Call) {
+        if let Some(task) = self.reconnect.take() {
             task.abort();
         }
-        // Flush the last stanzas (session-terminate, leave) and close the per-call connection.
-        self.drain().await;
+        let srtp = call.phone_srtp();
+        drop(call);
         self.xmpp.close().await;
-        if let Some(srtp) = self.call.phone_srtp() {
+        if let Some(srtp) = srtp {
             info!(
                 suite = srtp.suite.name(),
                 rtp_sent = srtp.sent.rtp_packets,
@@ -448,108 +560,60 @@ impl CallRunner {
             );
         }
         info!("call ended");
+        let _ = self.registry.send(RegistryEvent::Ended(self.id)).await;
     }
 
-    /// Executes every output of the call; returns its next deadline.
-    async fn drain(&mut self) -> Option<std::time::Instant> {
-        loop {
-            match self.call.poll_output() {
-                CallOutput::Sip(command) => self.on_sip_command(command).await,
-                CallOutput::Xmpp(stanza) => {
-                    // A failed send means the connection is going; its Closed event follows.
-                    let _ = self.xmpp.send(stanza).await;
-                }
-                CallOutput::Transmit {
-                    socket,
-                    destination,
-                    contents,
-                } => {
-                    let socket = match socket {
-                        MediaSocket::Phone => &self.phone_socket,
-                        MediaSocket::PhoneRtcp => &self.phone_rtcp_socket,
-                        MediaSocket::Bridge => &self.bridge_socket,
-                    };
-                    // Media is never queued: a failed send is a lost packet.
-                    let _ = socket.send_to(&contents, destination).await;
-                }
-                CallOutput::Event(event) => match event {
-                    CallEvent::Joined => {
-                        info!("joined the conference");
-                        if let Some(joined) = &self.joined {
-                            joined.send_replace(Some(self.call.occupant()));
-                        }
-                        let _ = self.registry.send(RegistryEvent::Joined(self.id)).await;
-                        self.report_progress().await;
-                    }
-                    CallEvent::Answered => {
-                        info!("answered the phone");
-                        self.report_progress().await;
-                    }
-                    CallEvent::Occupants { others } => {
-                        let _ = self
-                            .registry
-                            .send(RegistryEvent::Occupants(self.id, others))
-                            .await;
-                    }
-                    CallEvent::MediaConnected => info!("media to the bridge connected"),
-                    CallEvent::ConferenceLost => {
-                        warn!("conference connection lost: keeping the phone, reconnecting");
-                        self.reconnect_wanted = true;
-                    }
-                    CallEvent::MediaDropped => {
-                        warn!("the phone stopped sending media");
-                        let _ = self
-                            .registry
-                            .send(RegistryEvent::MediaDropped(self.id))
-                            .await;
-                    }
-                    CallEvent::Ended { reason } => info!(%reason, "call ending"),
-                },
-                CallOutput::Timeout(at) => return Some(at),
-                CallOutput::Idle => return None,
-            }
+    /// The call's quality for the registry.
+    pub(crate) fn quality(&self, room: &Room) -> Option<RegistryEvent> {
+        let quality = room.quality(self.id)?;
+        Some(RegistryEvent::Quality(self.id, quality_sample(&quality)))
+    }
+
+    /// What `/debug` shows about the call now.
+    pub(crate) fn progress(&self, room: &Room) -> Option<RegistryEvent> {
+        let call = room.call(self.id)?;
+        let occupant = call.occupant();
+        let (room_jid, nick) = match occupant.split_once('/') {
+            Some((room_jid, nick)) => (room_jid.to_owned(), Some(nick.to_owned())),
+            None => (occupant.clone(), None),
+        };
+        Some(RegistryEvent::Progress {
+            id: self.id,
+            room: room_jid,
+            nick,
+            sip_state: call.sip_state(),
+            codec: call.phone_codec(),
+            media_phones: room.phones(),
+        })
+    }
+
+    /// Tells the registry (`/debug`, statistics).
+    pub(crate) async fn report(&self, event: Option<RegistryEvent>) {
+        if let Some(event) = event {
+            let _ = self.registry.send(event).await;
         }
     }
 
-    /// Tells the registry what `/debug` shows about the call now.
-    async fn report_progress(&mut self) {
-        let occupant = self.call.occupant();
-        let (room, nick) = match occupant.split_once('/') {
-            Some((room, nick)) => (room.to_owned(), Some(nick.to_owned())),
-            None => (occupant.clone(), None),
-        };
-        let _ = self
-            .registry
-            .send(RegistryEvent::Progress {
-                id: self.id,
-                room,
-                nick,
-                sip_state: self.call.sip_state(),
-                codec: self.call.phone_codec(),
-            })
-            .await;
-    }
-
-    async fn on_sip_event(&mut self, now: std::time::Instant, event: jigasi_sip::CallEvent) {
+    async fn on_sip_event(
+        &mut self,
+        room: &mut Room,
+        now: std::time::Instant,
+        event: jigasi_sip::CallEvent,
+    ) {
         use jigasi_sip::CallEvent as Sip;
-        match event {
-            Sip::Confirmed => self.call.handle_sip(now, SipInput::Acked),
-            Sip::Cancelled => self.call.handle_sip(now, SipInput::Cancelled),
-            Sip::RemoteHangup { reason } => {
-                self.call.handle_sip(now, SipInput::RemoteHangup { reason });
+        let id = self.id;
+        let input = match event {
+            Sip::Confirmed => SipInput::Acked,
+            Sip::Cancelled => SipInput::Cancelled,
+            Sip::RemoteHangup { reason } => SipInput::RemoteHangup { reason },
+            Sip::Terminated { .. } => SipInput::Terminated,
+            Sip::Failed { status, reason } => SipInput::Failed { status, reason },
+            Sip::Provisional { status, .. } => SipInput::Provisional { status },
+            Sip::Answered { sdp: Some(sdp) } => SipInput::Answered { sdp },
+            Sip::Answered { sdp: None } => {
+                room.with_call(id, |call| call.hang_up(now, "Answer without SDP"));
+                return;
             }
-            Sip::Terminated { .. } => self.call.handle_sip(now, SipInput::Terminated),
-            Sip::Failed { status, reason } => {
-                self.call
-                    .handle_sip(now, SipInput::Failed { status, reason });
-            }
-            Sip::Provisional { status, .. } => {
-                self.call.handle_sip(now, SipInput::Provisional { status });
-            }
-            Sip::Answered { sdp } => match sdp {
-                Some(sdp) => self.call.handle_sip(now, SipInput::Answered { sdp }),
-                None => self.call.hang_up(now, "Answer without SDP"),
-            },
             Sip::ReInvite {
                 offer, responder, ..
             } => {
@@ -557,25 +621,31 @@ impl CallRunner {
                     let _ = responder.reject(488).await;
                     return;
                 };
-                let _ = match self.call.answer_re_offer(&offer) {
+                let answer = room
+                    .with_call(id, |call| call.answer_re_offer(&offer))
+                    .unwrap_or(Err(481));
+                let _ = match answer {
                     Ok(sdp) => responder.accept(sdp.into_bytes()).await,
                     Err(status) => responder.reject(status).await,
                 };
+                return;
             }
             Sip::Info { content_type, .. } => {
                 info!(?content_type, "INFO from the phone (not used yet)");
+                return;
             }
-        }
+        };
+        room.with_call(id, |call| call.handle_sip(now, input));
     }
 
-    async fn on_sip_command(&mut self, command: SipCommand) {
+    async fn on_sip_command(&mut self, room: &mut Room, command: SipCommand) {
         if let SipCommand::Invite {
             request_uri,
             headers,
             sdp,
         } = command
         {
-            self.dial(request_uri, headers, sdp).await;
+            self.dial(room, request_uri, headers, sdp).await;
             return;
         }
         let Some(control) = &self.control else {
@@ -612,7 +682,13 @@ impl CallRunner {
     }
 
     /// Dial-out: the conference accepted us, now call the phone.
-    async fn dial(&mut self, request_uri: String, headers: Vec<(String, String)>, sdp: String) {
+    async fn dial(
+        &mut self,
+        room: &mut Room,
+        request_uri: String,
+        headers: Vec<(String, String)>,
+        sdp: String,
+    ) {
         let Some(dialer) = &self.dialer else {
             return;
         };
@@ -626,18 +702,21 @@ impl CallRunner {
         match dialer.dial(request).await {
             Ok(outgoing) => {
                 self.control = Some(outgoing.control);
-                self.report_progress().await;
+                self.report(self.progress(room)).await;
                 self.sip_events = Some(outgoing.events);
             }
             Err(error) => {
                 warn!(%error, "could not place the INVITE");
-                self.call.handle_sip(
-                    Instant::now().into_std(),
-                    SipInput::Failed {
-                        status: 500,
-                        reason: error.to_string(),
-                    },
-                );
+                let now = Instant::now().into_std();
+                room.with_call(self.id, |call| {
+                    call.handle_sip(
+                        now,
+                        SipInput::Failed {
+                            status: 500,
+                            reason: error.to_string(),
+                        },
+                    );
+                });
             }
         }
     }
@@ -741,17 +820,6 @@ async fn prepare(
         bridge_socket,
         domain,
     })
-}
-
-/// The next event of the call's SIP dialog, or never while there is none (dial-out before the
-/// INVITE).
-async fn recv_sip(
-    events: &mut Option<mpsc::Receiver<jigasi_sip::CallEvent>>,
-) -> Option<jigasi_sip::CallEvent> {
-    match events {
-        Some(events) => events.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 fn hangup_reason(cause: &HangupCause) -> HangupReason {

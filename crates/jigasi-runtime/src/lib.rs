@@ -11,6 +11,7 @@ mod brewery;
 mod call_task;
 mod error;
 mod health_check;
+mod room_task;
 mod sip;
 mod srtp;
 
@@ -95,6 +96,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
     let context = Arc::new(CallContext {
         config: Arc::new(config.clone()),
         registry: registry_tx,
+        rooms: room_task::RoomDirectory::default(),
     });
     let (stats_snapshot_tx, stats_snapshot_rx) = watch::channel(StatsSnapshot::default());
     let stats_snapshot_tx = Arc::new(stats_snapshot_tx);
@@ -356,6 +358,7 @@ async fn run_registry(
                         sip_state: String::new(),
                         started: jigasi_api::utc_timestamp(std::time::SystemTime::now()),
                         codec: None,
+                        media_phones: 0,
                     },
                 );
                 publish_calls(&debug, &calls);
@@ -366,12 +369,14 @@ async fn run_registry(
                 nick,
                 sip_state,
                 codec,
+                media_phones,
             } => {
                 if let Some(call) = calls.get_mut(&id) {
                     call.room = room;
                     call.nick = nick;
                     sip_state.clone_into(&mut call.sip_state);
                     call.codec = codec;
+                    call.media_phones = media_phones;
                     publish_calls(&debug, &calls);
                 }
             }
