@@ -9,6 +9,9 @@
 //!   Opus at 48 kHz);
 //! - the bridge receives each phone's tone, alone, from that phone's participant, and every
 //!   participant signalled its own SSRC;
+//! - the gateway mixes the phones of one room to each other itself: when the bridge drops every
+//!   packet it sends to the gateway, the phones lose the web participant but still hear each
+//!   other (once each), and get the web participant back when the bridge sends again;
 //! - a phone leaving does not disturb the others, and a phone joining later hears and is heard;
 //! - a phone in another room hears only that room, and the room's phones do not hear it;
 //! - `GET /debug` counts the phones that share a call's audio engine (`mediaPhones`: all the
@@ -27,14 +30,21 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jigasi_demo::{DEMO_ROOM, Session, SessionConfig, http_request};
 use jigasi_standin::{AudioSource, StandInEvent};
 use jigasi_testpeers::{Baresip, audio, available};
 
-const BIN: &str = env!("CARGO_BIN_EXE_jigasi-rs");
+/// The gateway under test: this build's, or `$JIGASI_RS_BIN` (e.g. a build from before the
+/// shared room engine, to see which checks fail without it).
+fn binary() -> PathBuf {
+    std::env::var_os("JIGASI_RS_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_jigasi-rs")),
+        PathBuf::from,
+    )
+}
 
 /// The web participant of the demo room.
 const SPEAKER_HZ: u32 = 440;
@@ -260,7 +270,7 @@ async fn start() -> Option<Session> {
         capture: false,
         extra_properties: Vec::new(),
     };
-    let mut session = Session::start(Path::new(BIN), &config).await.unwrap();
+    let mut session = Session::start(&binary(), &config).await.unwrap();
     if std::env::var_os("JIGASI_KEEP_AUDIO").is_some() {
         eprintln!("session files kept in {}", session.keep_work().display());
     }
@@ -356,14 +366,16 @@ fn marks(phones: &[&Phone]) -> Vec<f64> {
     phones.iter().map(|p| p.recorded()).collect()
 }
 
-/// The tones a phone of `room` must hear: its room's speaker and every other phone of the room.
-fn others(room_phones: &[&Phone], speaker: u32) -> impl Fn(&Phone) -> Vec<u32> {
+/// The tones a phone of `room_phones` must hear: every other phone of the room, and the room's
+/// speaker when given.
+fn others(room_phones: &[&Phone], speaker: Option<u32>) -> impl Fn(&Phone) -> Vec<u32> {
     let tones: Vec<(String, u32)> = room_phones
         .iter()
         .map(|p| (p.nick.clone(), p.voice.hz))
         .collect();
     move |phone: &Phone| {
-        std::iter::once(speaker)
+        speaker
+            .into_iter()
             .chain(
                 tones
                     .iter()
@@ -522,13 +534,68 @@ async fn three_phones_in_one_room_hear_each_other_and_the_conference() {
         &mut session,
         &phones,
         &since,
-        others(&phones, SPEAKER_HZ),
+        others(&phones, Some(SPEAKER_HZ)),
         |phone| vec![phone.voice.hz],
     )
     .await;
     bridge_hears_each_phone(&mut session, &phones, SPEAKER_HZ).await;
     let violations = session.standin.violations(DEMO_ROOM).await.unwrap();
     assert!(violations.is_empty(), "{violations:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_in_one_room_hear_each_other_through_the_gateway_when_the_bridge_sends_nothing() {
+    let Some(mut session) = start().await else {
+        return;
+    };
+    let alice = join(&mut session, DEMO_ROOM, ALICE).await;
+    let bob = join(&mut session, DEMO_ROOM, BOB).await;
+    let carol = join(&mut session, DEMO_ROOM, CAROL).await;
+    let phones = [&alice, &bob, &carol];
+    let since = marks(&phones);
+    wait_until_heard(
+        &mut session,
+        &phones,
+        &since,
+        others(&phones, Some(SPEAKER_HZ)),
+        |phone| vec![phone.voice.hz],
+    )
+    .await;
+
+    // The bridge now drops every RTP packet it sends to the gateway's participants: the
+    // speaker goes silent, while the phones keep hearing each other, once, since the gateway
+    // mixes its phones of one room itself (separate engines per call would hear only silence).
+    session
+        .standin
+        .set_send_loss(DEMO_ROOM, 1.0, 7)
+        .await
+        .unwrap();
+    let since = marks(&phones);
+    wait_until_heard(
+        &mut session,
+        &phones,
+        &since,
+        others(&phones, None),
+        |phone| vec![phone.voice.hz, SPEAKER_HZ],
+    )
+    .await;
+    bridge_hears_each_phone(&mut session, &phones, SPEAKER_HZ).await;
+
+    // The bridge sends again: the speaker is back.
+    session
+        .standin
+        .set_send_loss(DEMO_ROOM, 0.0, 7)
+        .await
+        .unwrap();
+    let since = marks(&phones);
+    wait_until_heard(
+        &mut session,
+        &phones,
+        &since,
+        others(&phones, Some(SPEAKER_HZ)),
+        |phone| vec![phone.voice.hz],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,7 +612,7 @@ async fn a_phone_leaving_the_room_does_not_disturb_the_others() {
         &mut session,
         &all,
         &since,
-        others(&all, SPEAKER_HZ),
+        others(&all, Some(SPEAKER_HZ)),
         |phone| vec![phone.voice.hz],
     )
     .await;
@@ -571,7 +638,7 @@ async fn a_phone_leaving_the_room_does_not_disturb_the_others() {
         &mut session,
         &stayed,
         &since,
-        others(&stayed, SPEAKER_HZ),
+        others(&stayed, Some(SPEAKER_HZ)),
         |phone| vec![phone.voice.hz, CAROL.hz],
     )
     .await;
@@ -593,7 +660,7 @@ async fn a_phone_leaving_the_room_does_not_disturb_the_others() {
         &mut session,
         &now,
         &since,
-        others(&now, SPEAKER_HZ),
+        others(&now, Some(SPEAKER_HZ)),
         |phone| vec![phone.voice.hz, CAROL.hz],
     )
     .await;
@@ -628,7 +695,7 @@ async fn debug_counts_the_phones_sharing_a_rooms_audio_engine() {
         &mut session,
         &room,
         &since,
-        others(&room, SPEAKER_HZ),
+        others(&room, Some(SPEAKER_HZ)),
         |phone| vec![phone.voice.hz, OTHER_SPEAKER_HZ, DAVE.hz],
     )
     .await;
