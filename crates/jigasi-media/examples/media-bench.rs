@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! cargo run --release -p jigasi-media --example media-bench -- --calls 100 [--seconds 10]
-//!     [--speakers 3] [--complexity 0]
+//!     [--speakers 3] [--complexity 0] [--phones-per-room 1]
 //! ```
+//!
+//! With `--phones-per-room P` the calls sit P to a room, as the runtime runs them: one engine per
+//! room with P phones; every speaker's packet arrives once per call's bridge leg (P copies, the
+//! engine takes one leg's) and is decoded once for the room. Figures stay per call.
 //!
 //! N calls are resident at once, each its own [`Conference`] with K remote Opus speakers (real
 //! speech from espeak-ng + sox, or synthetic speech-like audio if they are missing) and one PCMU
@@ -44,6 +48,7 @@ struct Args {
     seconds: u32,
     speakers: usize,
     complexity: u8,
+    phones_per_room: usize,
 }
 
 fn parse_args() -> Args {
@@ -52,6 +57,7 @@ fn parse_args() -> Args {
         seconds: 10,
         speakers: 3,
         complexity: OpusEncoderConfig::for_rate(SampleRate::Hz8000).complexity,
+        phones_per_room: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,15 +68,18 @@ fn parse_args() -> Args {
             "--seconds" => args.seconds = number(&value).max(1) as u32,
             "--speakers" => args.speakers = number(&value).max(1),
             "--complexity" => args.complexity = number(&value).min(10) as u8,
+            "--phones-per-room" => args.phones_per_room = number(&value).max(1),
             _ => usage(&flag),
         }
     }
+    // Whole rooms only.
+    args.calls = args.calls.div_ceil(args.phones_per_room) * args.phones_per_room;
     args
 }
 
 fn usage(flag: &str) -> ! {
     eprintln!(
-        "bad argument {flag}\nusage: media-bench [--calls N] [--seconds S] [--speakers K] [--complexity C]"
+        "bad argument {flag}\nusage: media-bench [--calls N] [--seconds S] [--speakers K] [--complexity C] [--phones-per-room P]"
     );
     std::process::exit(2)
 }
@@ -290,16 +299,25 @@ impl Timer {
 fn bench_engine(args: &Args, opus: &[Vec<u8>], pcmu: &[[u8; 160]]) -> Result {
     let heap_before = live_heap();
     let rss_before = rss();
-    let mut calls: Vec<Conference> = (0..args.calls)
-        .map(|c| {
+    let per_room = args.phones_per_room;
+    let mut rooms: Vec<Conference> = (0..args.calls / per_room)
+        .map(|r| {
             let mut conference = Conference::new(ConferenceConfig::default());
             for k in 0..args.speakers {
                 conference.add_speaker(Ssrc::new(k as u32 + 1)).unwrap();
             }
-            let mut phone = PhoneConfig::new(CodecKind::Pcmu, Ssrc::new(100), Ssrc::new(200));
-            phone.bridge_opus.complexity = args.complexity;
-            phone.first_sequence = c as u16;
-            conference.add_phone(CallId::new(1), phone).unwrap();
+            for p in 0..per_room {
+                let mut phone = PhoneConfig::new(
+                    CodecKind::Pcmu,
+                    Ssrc::new(100 + p as u32),
+                    Ssrc::new(200 + p as u32),
+                );
+                phone.bridge_opus.complexity = args.complexity;
+                phone.first_sequence = (r * per_room + p) as u16;
+                conference
+                    .add_phone(CallId::new(p as u64 + 1), phone)
+                    .unwrap();
+            }
             conference
         })
         .collect();
@@ -327,26 +345,29 @@ fn bench_engine(args: &Args, opus: &[Vec<u8>], pcmu: &[[u8; 160]]) -> Result {
             .unwrap();
         }
         let t0 = timer.start();
-        for (c, conference) in calls.iter_mut().enumerate() {
+        for (r, conference) in rooms.iter_mut().enumerate() {
             for k in 0..args.speakers {
-                let payload = &opus[(t + c * 101 + k * 997) % opus.len()];
+                let payload = &opus[(t + r * 101 + k * 997) % opus.len()];
+                let packet = BridgePacket {
+                    ssrc: Ssrc::new(k as u32 + 1),
+                    payload_type: PayloadType::new(111),
+                    sequence: t as u16,
+                    timestamp: (t * 960) as u32,
+                    audio_level: None,
+                    payload,
+                };
+                // Every call's bridge leg receives the speaker.
+                for p in 0..per_room {
+                    conference
+                        .handle_leg_packet(now, CallId::new(p as u64 + 1), &packet)
+                        .unwrap();
+                }
+            }
+            for p in 0..per_room {
                 conference
-                    .handle_bridge_packet(
-                        now,
-                        &BridgePacket {
-                            ssrc: Ssrc::new(k as u32 + 1),
-                            payload_type: PayloadType::new(111),
-                            sequence: t as u16,
-                            timestamp: (t * 960) as u32,
-                            audio_level: None,
-                            payload,
-                        },
-                    )
+                    .handle_phone_rtp(now, CallId::new(p as u64 + 1), &datagrams[r * per_room + p])
                     .unwrap();
             }
-            conference
-                .handle_phone_rtp(now, CallId::new(1), &datagrams[c])
-                .unwrap();
             conference.tick(now + Duration::from_millis(5));
             for out in conference.outputs() {
                 checksum += out.to_phone.map_or(0, |p| p.len() as u64);
@@ -359,9 +380,9 @@ fn bench_engine(args: &Args, opus: &[Vec<u8>], pcmu: &[[u8; 160]]) -> Result {
             rss_resident = rss() - rss_before;
         }
     }
-    let stats = calls[0].stats();
+    let stats = rooms[0].stats();
     assert_eq!(stats.decode_errors, 0, "the engine decoded cleanly");
-    drop(calls);
+    drop(rooms);
     summarize(timer, args.calls, heap_resident, rss_resident, checksum)
 }
 
@@ -449,8 +470,8 @@ fn main() {
         "wall time (no per-thread CPU clock available)"
     };
     println!(
-        "media-bench: {} calls resident, K={} Opus speakers + 1 PCMU phone each, {} s of audio",
-        args.calls, args.speakers, args.seconds
+        "media-bench: {} calls resident, K={} Opus speakers + 1 PCMU phone each, {} per room, {} s of audio",
+        args.calls, args.speakers, args.phones_per_room, args.seconds
     );
     println!(
         "  speech: {source}, {:.1} s",
