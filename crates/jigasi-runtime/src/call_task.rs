@@ -209,6 +209,10 @@ pub(crate) struct CallIo {
     reconnect_wanted: bool,
     /// The reconnection under way.
     pub(crate) reconnect: Option<tokio::task::JoinHandle<(XmppHandle, XmppEvents)>>,
+    /// Dial-out: the INVITE being placed (DNS, a TLS connection), in its own task so the room's
+    /// other calls never wait for it.
+    dialing:
+        Option<tokio::task::JoinHandle<Result<jigasi_sip::OutgoingCall, jigasi_sip::DialError>>>,
 }
 
 /// One input for a call, as its room task received it.
@@ -225,6 +229,8 @@ pub(crate) enum Input {
     },
     /// The XMPP reconnection finished.
     Reconnected(Result<(XmppHandle, XmppEvents), tokio::task::JoinError>),
+    /// The dial-out INVITE was placed (or could not be).
+    Dialed(Result<Result<jigasi_sip::OutgoingCall, jigasi_sip::DialError>, tokio::task::JoinError>),
 }
 
 impl CallIo {
@@ -276,6 +282,7 @@ impl CallIo {
                 sip_open: true,
                 xmpp_open: true,
                 reconnect: None,
+                dialing: None,
                 control: Some(incoming.control),
                 sip_events: Some(incoming.events),
                 dialer: None,
@@ -344,6 +351,7 @@ impl CallIo {
                 sip_open: true,
                 xmpp_open: true,
                 reconnect: None,
+                dialing: None,
                 control: None,
                 sip_events: None,
                 dialer: Some(dialer),
@@ -371,8 +379,8 @@ impl CallIo {
         buf: &mut [u8],
     ) -> std::task::Poll<Input> {
         use std::task::Poll;
-        for i in 0..6 {
-            let polled = match (first + i) % 6 {
+        for i in 0..7 {
+            let polled = match (first + i) % 7 {
                 0 => self.poll_datagram(cx, MediaSocket::Bridge, buf),
                 1 => self.poll_datagram(cx, MediaSocket::Phone, buf),
                 2 => self.poll_datagram(cx, MediaSocket::PhoneRtcp, buf),
@@ -383,6 +391,10 @@ impl CallIo {
                 4 if self.xmpp_open => self.xmpp_events.poll_next(cx).map(Input::Xmpp),
                 5 => match self.reconnect.as_mut() {
                     Some(task) => std::pin::Pin::new(task).poll(cx).map(Input::Reconnected),
+                    None => Poll::Pending,
+                },
+                6 => match self.dialing.as_mut() {
+                    Some(task) => std::pin::Pin::new(task).poll(cx).map(Input::Dialed),
                     None => Poll::Pending,
                 },
                 _ => Poll::Pending,
@@ -479,13 +491,36 @@ impl CallIo {
                     room.with_call(id, |call| call.handle_xmpp_reconnected(now, jid, nick));
                 }
             }
+            Input::Dialed(placed) => {
+                self.dialing = None;
+                let failure = match placed {
+                    Ok(Ok(outgoing)) => {
+                        self.control = Some(outgoing.control);
+                        self.sip_events = Some(outgoing.events);
+                        self.report(self.progress(room)).await;
+                        return;
+                    }
+                    Ok(Err(error)) => error.to_string(),
+                    Err(error) => error.to_string(),
+                };
+                warn!(error = %failure, "could not place the INVITE");
+                room.with_call(id, |call| {
+                    call.handle_sip(
+                        now,
+                        SipInput::Failed {
+                            status: 500,
+                            reason: failure,
+                        },
+                    );
+                });
+            }
         }
     }
 
     /// Executes one output of the call.
     pub(crate) async fn execute(&mut self, room: &mut Room, output: CallOutput) {
         match output {
-            CallOutput::Sip(command) => self.on_sip_command(room, command).await,
+            CallOutput::Sip(command) => self.on_sip_command(command).await,
             CallOutput::Xmpp(stanza) => {
                 // A failed send means the connection is going; its Closed event follows.
                 let _ = self.xmpp.send(stanza).await;
@@ -539,6 +574,9 @@ impl CallIo {
     /// The call is over and out of the room: closes its connection, logs, tells the registry.
     pub(crate) async fn finish(mut self, call: Call) {
         if let Some(task) = self.reconnect.take() {
+            task.abort();
+        }
+        if let Some(task) = self.dialing.take() {
             task.abort();
         }
         let srtp = call.phone_srtp();
@@ -638,14 +676,14 @@ impl CallIo {
         room.with_call(id, |call| call.handle_sip(now, input));
     }
 
-    async fn on_sip_command(&mut self, room: &mut Room, command: SipCommand) {
+    async fn on_sip_command(&mut self, command: SipCommand) {
         if let SipCommand::Invite {
             request_uri,
             headers,
             sdp,
         } = command
         {
-            self.dial(room, request_uri, headers, sdp).await;
+            self.dial(request_uri, headers, sdp);
             return;
         }
         let Some(control) = &self.control else {
@@ -681,15 +719,10 @@ impl CallIo {
         }
     }
 
-    /// Dial-out: the conference accepted us, now call the phone.
-    async fn dial(
-        &mut self,
-        room: &mut Room,
-        request_uri: String,
-        headers: Vec<(String, String)>,
-        sdp: String,
-    ) {
-        let Some(dialer) = &self.dialer else {
+    /// Dial-out: the conference accepted us, now call the phone (the result comes back as
+    /// [`Input::Dialed`]).
+    fn dial(&mut self, request_uri: String, headers: Vec<(String, String)>, sdp: String) {
+        let Some(dialer) = self.dialer.clone() else {
             return;
         };
         let request = DialRequest {
@@ -699,26 +732,7 @@ impl CallIo {
             headers,
             offer: sdp.into_bytes(),
         };
-        match dialer.dial(request).await {
-            Ok(outgoing) => {
-                self.control = Some(outgoing.control);
-                self.report(self.progress(room)).await;
-                self.sip_events = Some(outgoing.events);
-            }
-            Err(error) => {
-                warn!(%error, "could not place the INVITE");
-                let now = Instant::now().into_std();
-                room.with_call(self.id, |call| {
-                    call.handle_sip(
-                        now,
-                        SipInput::Failed {
-                            status: 500,
-                            reason: error.to_string(),
-                        },
-                    );
-                });
-            }
-        }
+        self.dialing = Some(tokio::spawn(async move { dialer.dial(request).await }));
     }
 }
 
