@@ -221,8 +221,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
         endpoint.drain().await;
     }
     info!(
-        calls = call_tasks.len(),
-        "graceful shutdown: refusing new calls, waiting for running calls"
+        tasks = call_tasks.len(),
+        "graceful shutdown: refusing new calls, waiting for running calls (one task per room)"
     );
     let deadline = config
         .jigasi
@@ -243,7 +243,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
         };
         tokio::select! {
             () = deadline_passed => {
-                warn!(calls = call_tasks.len(), "graceful shutdown deadline reached: hanging up");
+                warn!(tasks = call_tasks.len(), "graceful shutdown deadline reached: hanging up");
                 break;
             }
             Some(command) = muc_rx.recv() => breweries.handle(command).await,

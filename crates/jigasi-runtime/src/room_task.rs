@@ -65,6 +65,7 @@ pub(crate) async fn enter(
         ios: Vec::new(),
         joins: rx,
         cancelled: false,
+        reported_phones: 0,
     }
     .run(joiner, cancel)
     .instrument(span)
@@ -91,6 +92,8 @@ struct RoomRunner {
     joins: mpsc::Receiver<Joiner>,
     /// The gateway's graceful deadline passed: every call was told to hang up.
     cancelled: bool,
+    /// The phones in the engine as last reported to `/debug`.
+    reported_phones: usize,
 }
 
 impl RoomRunner {
@@ -200,8 +203,9 @@ impl RoomRunner {
             self.room
                 .with_call(id, |call| call.hang_up(now, "Gateway shutting down"));
         }
+        let progress = io.progress(&self.room);
+        io.report(progress).await;
         self.ios.push(io);
-        self.report_progress().await;
     }
 
     /// Executes every output of the room's calls; calls that ended leave the room.
@@ -214,6 +218,11 @@ impl RoomRunner {
                 }
             }
             let Some(id) = self.ended() else {
+                if self.room.phones() != self.reported_phones {
+                    // A call joined or left, or a dial-out's phone answered: every call of the
+                    // room shares the engine, so every call's `/debug` changes.
+                    self.report_progress().await;
+                }
                 return;
             };
             let call = self.room.remove_call(id);
@@ -224,8 +233,6 @@ impl RoomRunner {
                     io.finish(call).instrument(span).await;
                 }
             }
-            // One phone fewer in the engine.
-            self.report_progress().await;
         }
     }
 
@@ -247,6 +254,7 @@ impl RoomRunner {
 
     /// `/debug` of every call of the room (the number of phones sharing the engine changed).
     async fn report_progress(&mut self) {
+        self.reported_phones = self.room.phones();
         let reports: Vec<_> = self.ios.iter().map(|io| io.progress(&self.room)).collect();
         for (io, report) in self.ios.iter().zip(reports) {
             io.report(report).await;
