@@ -144,11 +144,8 @@ impl RoomRunner {
                     self.cancelled = true;
                     self.hang_up_all();
                 }
-                joiner = self.joins.recv() => {
-                    if let Some(joiner) = joiner {
-                        self.add(joiner).await;
-                    }
-                }
+                // `enter` keeps a sender while this task runs, so the queue stays open.
+                Some(joiner) = self.joins.recv() => self.add(joiner).await,
                 (index, input) = input => {
                     rotation = rotation.wrapping_add(1);
                     if let Some(io) = self.ios.get_mut(index) {
