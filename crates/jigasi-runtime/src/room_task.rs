@@ -104,6 +104,14 @@ impl RoomRunner {
         quality.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Rotates which call and which source is polled first, so none starves the others.
         let mut rotation = 0usize;
+        // One timer and one cancellation waiter for the task's life, re-armed only when the
+        // room's deadline moves: most inputs (datagrams) leave the next tick where it was, and
+        // a timer or waiter made afresh per input would cost a registration each time.
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
+        let sleep = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<std::time::Instant> = None;
         loop {
             self.drain().await;
             if self.ios.is_empty() {
@@ -121,12 +129,12 @@ impl RoomRunner {
                 io.start_reconnect();
             }
             let deadline = self.room.poll_timeout();
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
-                    None => std::future::pending().await,
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    sleep.as_mut().reset(Instant::from_std(at));
                 }
-            };
+                armed = deadline;
+            }
             let ios = &mut self.ios;
             let read = &mut buf;
             let input = std::future::poll_fn(|cx| {
@@ -140,7 +148,7 @@ impl RoomRunner {
                 Poll::Pending
             });
             tokio::select! {
-                () = cancel.cancelled(), if !self.cancelled => {
+                () = &mut cancelled, if !self.cancelled => {
                     self.cancelled = true;
                     self.hang_up_all();
                 }
@@ -159,7 +167,10 @@ impl RoomRunner {
                         io.report(report).await;
                     }
                 }
-                () = sleep => self.room.handle_timeout(Instant::now().into_std()),
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    self.room.handle_timeout(Instant::now().into_std());
+                }
             }
         }
     }
