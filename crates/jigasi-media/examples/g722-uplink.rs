@@ -14,7 +14,8 @@
 //! `PHONE.g722` is a raw 64 kbit/s G.722 bitstream (one byte per two 16 kHz samples): from
 //! spandsp, the encoder baresip uses (`g722-spandsp.py` beside this file), or the phone's RTP
 //! payloads cut from a capture of the e2e test. It is cut into 20 ms RTP packets (PT 9, 160
-//! ticks each) and fed, one packet per 20 ms tick, into a [`Conference`] with one G.722 phone
+//! ticks each) and fed, one packet per 20 ms tick (`--lead-ms`, default 5, before the tick),
+//! into a [`Conference`] with one G.722 phone
 //! whose bridge encoder has the engine's settings for 16 kHz ([`PhoneConfig::new`]) with the
 //! options applied. Written to `OUT_DIR`, all 16-bit mono WAV:
 //!
@@ -53,12 +54,14 @@ struct Args {
     out: PathBuf,
     opus: OpusEncoderConfig,
     pcm: Option<PathBuf>,
+    lead: Duration,
 }
 
 fn parse_args() -> Args {
     let mut positional = Vec::new();
     let mut opus = PhoneConfig::new(CodecKind::G722, Ssrc::new(1), Ssrc::new(2)).bridge_opus;
     let mut pcm = None;
+    let mut lead = Duration::from_millis(5);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         if !arg.starts_with("--") {
@@ -73,6 +76,7 @@ fn parse_args() -> Args {
             "--loss" => opus.packet_loss_percent = number(&value).min(100) as u8,
             "--fec" => opus.inband_fec = value == "on",
             "--pcm" => pcm = Some(PathBuf::from(value)),
+            "--lead-ms" => lead = Duration::from_millis(u64::from(number(&value).min(19))),
             _ => usage(&arg),
         }
     }
@@ -82,13 +86,14 @@ fn parse_args() -> Args {
         out,
         opus,
         pcm,
+        lead,
     }
 }
 
 fn usage(what: &str) -> ! {
     eprintln!(
         "bad argument {what}\nusage: g722-uplink PHONE.g722 OUT_DIR [--bitrate B] \
-         [--complexity C] [--fec on|off] [--loss P] [--pcm IN.wav]"
+         [--complexity C] [--fec on|off] [--loss P] [--pcm IN.wav] [--lead-ms L]"
     );
     std::process::exit(2)
 }
@@ -99,7 +104,7 @@ fn main() {
     std::fs::create_dir_all(&args.out).expect("create the output directory");
     println!("opus toward the bridge: {:?}", args.opus);
 
-    let engine = through_engine(&bitstream, &args.opus);
+    let engine = through_engine(&bitstream, &args.opus, args.lead);
     write_wav(&args.out.join("engine48.wav"), 48_000, &engine);
 
     let (direct, ours) = direct(&bitstream, &args.opus);
@@ -119,9 +124,10 @@ fn main() {
     println!("written to {}", args.out.display());
 }
 
-/// The bitstream as RTP from a G.722 phone through a [`Conference`], one packet per tick; the
-/// bridge frames decoded at 48 kHz.
-fn through_engine(bitstream: &[u8], opus: &OpusEncoderConfig) -> Vec<i16> {
+/// The bitstream as RTP from a G.722 phone through a [`Conference`], one packet per tick,
+/// arriving `lead` before its tick; the bridge frames decoded at 48 kHz. Prints the ticks at
+/// which the phone's jitter buffer did anything but play a frame in order.
+fn through_engine(bitstream: &[u8], opus: &OpusEncoderConfig, lead: Duration) -> Vec<i16> {
     let mut conference = Conference::new(ConferenceConfig::default());
     let mut phone = PhoneConfig::new(CodecKind::G722, Ssrc::new(100), Ssrc::new(200));
     phone.bridge_opus = *opus;
@@ -137,6 +143,7 @@ fn through_engine(bitstream: &[u8], opus: &OpusEncoderConfig) -> Vec<i16> {
     let ticks = packets.len() + 10;
     let mut packets = packets.enumerate();
     let mut concealed = 0;
+    let mut before: Option<jigasi_media::jitter::JitterStats> = None;
     for t in 0..ticks {
         let now = start + Duration::from_millis(20 * t as u64);
         if let Some((i, payload)) = packets.next() {
@@ -153,7 +160,26 @@ fn through_engine(bitstream: &[u8], opus: &OpusEncoderConfig) -> Vec<i16> {
                 .handle_phone_rtp(now, id, &datagram[..len])
                 .unwrap();
         }
-        conference.tick(now + Duration::from_millis(5));
+        conference.tick(now + lead);
+        let jitter = *conference.phone_stats(id).unwrap().jitter;
+        if let Some(before) = before {
+            let changed = [
+                ("plc", jitter.plc - before.plc),
+                ("dropped", jitter.dropped - before.dropped),
+                ("inserted", jitter.inserted - before.inserted),
+                ("late", jitter.late - before.late),
+                ("fec", jitter.fec - before.fec),
+            ];
+            for (what, n) in changed {
+                if n > 0 && t < ticks - 10 {
+                    println!(
+                        "tick {t} ({:.2} s of the stream): jitter buffer {what}",
+                        t as f64 / 50.0
+                    );
+                }
+            }
+        }
+        before = Some(jitter);
         let frame = conference.outputs().find_map(|o| o.to_bridge);
         match frame {
             Some(frame) => {
