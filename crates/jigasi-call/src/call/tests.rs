@@ -261,9 +261,14 @@ impl World {
     }
 
     fn new_dial_out() -> Self {
-        let mut world = Self::new();
+        Self::seated_dial_out(Instant::now(), Seat::default())
+    }
+
+    /// A dial-out call in `seat`, its clock at `now`.
+    fn seated_dial_out(now: Instant, seat: Seat) -> Self {
+        let mut world = Self::seated(now, seat);
         world.call = Call::dial_out(
-            config(),
+            seat_config(&world.seat),
             "sip:+15551234@192.0.2.10".into(),
             vec![
                 ("Jitsi-Conference-Room".into(), ROOM.into()),
@@ -1934,4 +1939,60 @@ fn a_call_leaving_the_room_leaves_the_others_audio_intact() {
     assert!(share > 0.9, "1 kHz share right after B left {share:.3}");
     assert!(windowed_share(&down, 8000, 700.0) < 0.02, "B is gone");
     assert!(rms(&down) > 2000.0);
+}
+
+#[test]
+fn a_dial_out_shares_the_room_once_its_phone_answers() {
+    let now = Instant::now();
+    let shared = Shared::new();
+    let mut a = World::seated(now, Seat::nth(1));
+    let mut b = World::seated_dial_out(now, Seat::nth(2));
+    a.join_room(&shared);
+    b.join_room(&shared);
+    assert_eq!(shared.borrow().room.len(), 2);
+    assert_eq!(
+        shared.borrow().room.phones(),
+        1,
+        "the dial-out has no phone yet"
+    );
+    a.join_and_invite(&[1001]);
+    b.join_and_invite(&[1001]);
+    let at = b.now;
+    b.input(|call| {
+        call.handle_sip(
+            at,
+            SipInput::Answered {
+                sdp: PCMU_ANSWER.as_bytes().to_vec(),
+            },
+        );
+    });
+    b.drain_call();
+    assert!(b.events.contains(&CallEvent::Answered));
+    assert_eq!(
+        shared.borrow().room.phones(),
+        2,
+        "the answered phone joined the engine"
+    );
+    let t = a.now.max(b.now);
+    for world in [&mut a, &mut b] {
+        let behind = t - world.now;
+        world.step(behind);
+    }
+    let (a_skip, b_skip) = (a.to_phone.len(), b.to_phone.len());
+    talk_together(&mut [&mut a, &mut b], 3, &[440.0, 700.0], &[(1001, 1000.0)]);
+    for (world, skip, own, other) in [(&a, a_skip, 440.0, 700.0), (&b, b_skip, 700.0, 440.0)] {
+        let down = phone_heard(world, skip + 25);
+        for hz in [1000.0, other] {
+            let share = windowed_share(&down, 8000, hz);
+            assert!(
+                share > 0.2,
+                "call {}: {hz} Hz share {share:.3}",
+                world.seat.id
+            );
+        }
+        assert!(windowed_share(&down, 8000, own) < 0.02);
+    }
+    // Its quality comes from the room's engine.
+    let quality = shared.borrow().room.quality(b.id()).unwrap();
+    assert!(quality.phone.is_some());
 }
