@@ -951,7 +951,9 @@ fn a_speaker_is_taken_from_one_bridge_leg_until_that_leg_goes_quiet() {
     assert_eq!(conference.speaker_stats(ssrc).unwrap().pushed, 16);
     // B's call leaves: A's next packet is taken at once.
     conference.release_leg(b);
-    conference.handle_leg_packet(now, a, &packet(sequence)).unwrap();
+    conference
+        .handle_leg_packet(now, a, &packet(sequence))
+        .unwrap();
     assert_eq!(conference.speaker_stats(ssrc).unwrap().pushed, 17);
     // Unknown speakers are reported as before, whichever leg.
     assert!(matches!(
