@@ -15,10 +15,12 @@
 //!   the play position *holds*, so a late packet still plays and the delay grows by one frame.
 //!   After [`JitterConfig::max_concealed_frames`] the stream counts as idle (the sender stopped,
 //!   e.g. the bridge discarding silence) and the next packet starts a new talkspurt.
-//! - **Shrinking and clock skew.** Over each 1 s window the buffer tracks the least audio it held
-//!   ahead of the play position. At least a frame above target for a whole window (sender clock
-//!   fast, or a past spike) schedules a frame drop; a window in which it held only the frame
-//!   being played (sender clock slow) schedules an inserted silent frame. Both wait for a quiet
+//! - **Shrinking and clock skew.** Over each 1 s window the buffer tracks the least delay a
+//!   packet would get (what the newest one waited plus the frames ahead of it) and the least
+//!   audio it held. A delay at least a frame above target for a whole window (sender clock fast,
+//!   or a past spike) schedules a frame drop, so the delay never falls below target; a window in
+//!   which it held only the frame being played (sender clock slow) schedules an inserted silent
+//!   frame. Both wait for a quiet
 //!   frame (audio level below −50 dBov) for up to 3 s, then act anyway.
 //! - **Loss vs silence.** A missing frame whose successor has the next sequence number is a
 //!   silence-suppression gap (the sender sent nothing for that time): it plays as silence, not
@@ -296,7 +298,7 @@ impl JitterBuffer {
             }
             State::Playing => {}
         }
-        self.adapt();
+        self.adapt(now);
         self.play()
     }
 
@@ -350,9 +352,19 @@ impl JitterBuffer {
     }
 
     /// Skew and shrink control: update the 1 s window; schedule a drop or an insert.
-    fn adapt(&mut self) {
+    fn adapt(&mut self, now: Instant) {
         let buffered = self.buffered_ticks();
         self.window.min_buffered = self.window.min_buffered.min(buffered);
+        // How long the newest packet will have waited when it plays: what it waited so far
+        // plus the frames ahead of it after this one. Frames alone over-count by up to a frame
+        // (a packet that arrived just before the tick has waited nothing yet), and shrinking on
+        // that count would take a stream that sits exactly on target below it.
+        let waited = self.slots.back().map_or(0, |newest| {
+            let micros = now.saturating_duration_since(newest.arrival).as_micros();
+            u64::try_from(micros).unwrap_or(u64::MAX) * u64::from(self.clock_rate) / 1_000_000
+        });
+        let delay = buffered.saturating_sub(self.frame_ticks) + waited;
+        self.window.min_delay = self.window.min_delay.min(delay);
         self.window.pops += 1;
         if self.window.pending != Adjust::None {
             self.window.pending_for += 1;
@@ -362,10 +374,9 @@ impl JitterBuffer {
         }
         let target =
             self.target_delay().as_micros() as u64 * u64::from(self.clock_rate) / 1_000_000;
-        let min = self.window.min_buffered;
-        let pending = if min >= target + self.frame_ticks {
+        let pending = if self.window.min_delay >= target + self.frame_ticks {
             Adjust::Drop
-        } else if min <= self.frame_ticks {
+        } else if self.window.min_buffered <= self.frame_ticks {
             Adjust::Insert
         } else {
             Adjust::None
@@ -495,7 +506,10 @@ enum Adjust {
 #[derive(Debug, Clone, Copy)]
 struct Window {
     pops: u32,
+    /// The least audio held ahead of the play position (the frame being played included).
     min_buffered: u64,
+    /// The least delay the newest packet would get (see `adapt`).
+    min_delay: u64,
     pending: Adjust,
     pending_for: u32,
 }
@@ -505,6 +519,7 @@ impl Default for Window {
         Self {
             pops: 0,
             min_buffered: u64::MAX,
+            min_delay: u64::MAX,
             pending: Adjust::None,
             pending_for: 0,
         }
@@ -887,6 +902,45 @@ mod tests {
         // Under jitter most frames still play: less than 3% concealed.
         let concealed = jb.stats().plc + jb.stats().fec + jb.stats().late;
         assert!(concealed * 100 < 2000 * 3, "{:?}", jb.stats());
+    }
+
+    #[test]
+    fn a_stream_on_target_is_never_shrunk_below_it() {
+        // Speech (never quiet) arriving 1 ms before each tick: after the start every packet
+        // waits 41 ms, on the 40 ms target (30-50 ms for other arrival phases). Counting whole frames (the one being played
+        // included) read that as 60 ms and forced a drop mid-speech after 3 s, leaving 21 ms.
+        for lead_ms in [1u64, 5, 10, 19] {
+            let start = t0();
+            let mut jb = buffer();
+            let mut delays = Vec::new();
+            for tick in 1..500u64 {
+                let now_ms = 5 + 20 * tick;
+                let i = tick;
+                jb.push(
+                    start + Duration::from_millis(now_ms - lead_ms),
+                    i as u16,
+                    160 * i as u32,
+                    Some(AudioLevel::new(20, true)),
+                    &payload(i as u32),
+                );
+                if let Out::F(played) = simplify(jb.pop(start + Duration::from_millis(now_ms))) {
+                    let arrived = 5 + 20 * u64::from(played) - lead_ms;
+                    delays.push(now_ms - arrived);
+                }
+            }
+            assert_eq!(jb.stats().dropped, 0, "lead {lead_ms} ms: {:?}", jb.stats());
+            assert_eq!(jb.stats().plc + jb.stats().fec, 0);
+            let least = delays.iter().min().copied().unwrap_or(0);
+            // A talkspurt starts once its first packet waited the target less half a frame.
+            assert!(
+                least >= 30,
+                "lead {lead_ms} ms: a packet waited only {least} ms"
+            );
+            assert!(
+                least < 60,
+                "lead {lead_ms} ms: {least} ms is a frame too many"
+            );
+        }
     }
 
     /// Sender clock off by `ppm`; every 25th frame is quiet. Returns the stats and the max
