@@ -213,6 +213,8 @@ pub(crate) struct CallIo {
     /// other calls never wait for it.
     dialing:
         Option<tokio::task::JoinHandle<Result<jigasi_sip::OutgoingCall, jigasi_sip::DialError>>>,
+    /// The sockets' local addresses (phone, phone RTCP, bridge), once asked.
+    local_addrs: [Option<SocketAddr>; 3],
 }
 
 /// One input for a call, as its room task received it.
@@ -283,6 +285,7 @@ impl CallIo {
                 xmpp_open: true,
                 reconnect: None,
                 dialing: None,
+                local_addrs: [None; 3],
                 control: Some(incoming.control),
                 sip_events: Some(incoming.events),
                 dialer: None,
@@ -352,6 +355,7 @@ impl CallIo {
                 xmpp_open: true,
                 reconnect: None,
                 dialing: None,
+                local_addrs: [None; 3],
                 control: None,
                 sip_events: None,
                 dialer: Some(dialer),
@@ -414,16 +418,37 @@ impl CallIo {
     ) -> std::task::Poll<Input> {
         use std::task::Poll;
         let socket_ref = self.socket(socket);
-        let mut read = tokio::io::ReadBuf::new(buf);
-        match socket_ref.poll_recv_from(cx, &mut read) {
-            Poll::Ready(Ok(source)) => Poll::Ready(Input::Datagram {
-                socket,
-                len: read.filled().len(),
-                source,
-            }),
-            // An ICMP error (port unreachable) surfaces here on some systems: not fatal.
-            Poll::Ready(Err(_)) | Poll::Pending => Poll::Pending,
+        // An ICMP error (port unreachable after we sent to a closed port) surfaces as one failed
+        // read: not fatal, read again (which also registers for the next datagram).
+        for _ in 0..4 {
+            let mut read = tokio::io::ReadBuf::new(&mut *buf);
+            match socket_ref.poll_recv_from(cx, &mut read) {
+                Poll::Ready(Ok(source)) => {
+                    return Poll::Ready(Input::Datagram {
+                        socket,
+                        len: read.filled().len(),
+                        source,
+                    });
+                }
+                Poll::Ready(Err(_)) => {}
+                Poll::Pending => return Poll::Pending,
+            }
         }
+        // Still failing: leave it to the next wake-up (the media tick comes every 20 ms).
+        Poll::Pending
+    }
+
+    /// The local address of one of the call's sockets (asked once, not per datagram).
+    fn local_addr(&mut self, socket: MediaSocket) -> Option<SocketAddr> {
+        let index = match socket {
+            MediaSocket::Phone => 0,
+            MediaSocket::PhoneRtcp => 1,
+            MediaSocket::Bridge => 2,
+        };
+        if self.local_addrs[index].is_none() {
+            self.local_addrs[index] = self.socket(socket).local_addr().ok();
+        }
+        self.local_addrs[index]
     }
 
     pub(crate) fn socket(&self, socket: MediaSocket) -> &UdpSocket {
@@ -454,7 +479,7 @@ impl CallIo {
                 len,
                 source,
             } => {
-                let Ok(local) = self.socket(socket).local_addr() else {
+                let Some(local) = self.local_addr(socket) else {
                     return;
                 };
                 let contents = buf.get(..len).unwrap_or_default();
