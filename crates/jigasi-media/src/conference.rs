@@ -398,6 +398,8 @@ struct Phone {
     first_packet: bool,
     uplink: Vec<i16>,
     uplink_audible: bool,
+    /// The RFC 6464 level of `uplink` (the last frame decoded from the phone).
+    uplink_level: AudioLevel,
     mix: Vec<i16>,
     to_phone: Vec<u8>,
     to_phone_len: usize,
@@ -547,6 +549,7 @@ impl Conference {
             first_packet: true,
             uplink: vec![0; frame],
             uplink_audible: false,
+            uplink_level: AudioLevel::SILENCE,
             mix: vec![0; frame],
             to_phone: vec![0; crate::rtp::FIXED_HEADER + MAX_PAYLOAD + srtp::MAX_OVERHEAD],
             to_phone_len: 0,
@@ -720,7 +723,10 @@ impl Conference {
                 CodecKind::Pcmu | CodecKind::Pcma => {
                     Some(g711_level(phone.config.codec, packet.payload))
                 }
-                CodecKind::G722 | CodecKind::Opus => None,
+                // No level in the payload without decoding it: the last decoded frame's level
+                // stands in (pauses in speech last far longer than the buffer), so the jitter
+                // buffer's drops and inserts still land in pauses rather than mid-word.
+                CodecKind::G722 | CodecKind::Opus => Some(phone.uplink_level),
             };
             phone.jitter.push(
                 now,
@@ -1134,6 +1140,7 @@ impl Phone {
             Playout::Silence => {
                 self.uplink.fill(0);
                 self.uplink_audible = false;
+                self.uplink_level = AudioLevel::SILENCE;
                 return;
             }
         };
@@ -1143,6 +1150,7 @@ impl Phone {
                 self.uplink.fill(0);
             }
         }
+        self.uplink_level = AudioLevel::measure(&self.uplink);
         // Muted phones are not heard by the other phones either.
         self.uplink_audible = !self.muted;
     }
@@ -1158,7 +1166,7 @@ impl Phone {
                 MutePolicy::SendSilence => (&SILENCE[..self.uplink.len()], AudioLevel::SILENCE),
             }
         } else {
-            (&self.uplink, AudioLevel::measure(&self.uplink))
+            (&self.uplink, self.uplink_level)
         };
         match self.bridge_encoder.encode(pcm, &mut self.bridge_payload) {
             Ok(len) => {

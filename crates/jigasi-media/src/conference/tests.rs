@@ -968,3 +968,77 @@ fn a_speaker_is_taken_from_one_bridge_leg_until_that_leg_goes_quiet() {
         Err(ConferenceError::UnknownSsrc(_))
     ));
 }
+
+#[test]
+fn a_wideband_phones_clock_drift_is_absorbed_in_its_pauses() {
+    // A G.722 phone whose clock runs 1 % fast, talking in 1 s bursts with 1 s pauses: the
+    // jitter buffer must drop frames to keep the delay, and G.722 carries no level, so the
+    // last decoded frame's level tells it where the pauses are. Without that every drop was
+    // forced after 3 s, wherever it fell (half of them mid-word).
+    let start = t0();
+    let mut conference = Conference::new(ConferenceConfig::default());
+    let id = CallId::new(1);
+    let rate = SampleRate::Hz16000;
+    conference
+        .add_phone(
+            id,
+            PhoneConfig::new(CodecKind::G722, Ssrc::new(1), Ssrc::new(2)),
+        )
+        .unwrap();
+    let mut encoder =
+        encoder_for(CodecKind::G722, rate, &OpusEncoderConfig::for_rate(rate)).unwrap();
+    let tone = sine(700.0, 16_000, 8000.0, 320 * 50);
+    let silence = vec![0i16; 320];
+    let talking = |frame: u64| (frame / 50).is_multiple_of(2);
+    let period_us = 19_800u64; // 1 % fast
+    let mut next_packet = 0u64;
+    let mut drop_frames = Vec::new();
+    let mut payload = [0u8; MAX_PAYLOAD];
+    let mut packet = [0u8; 1500];
+    for tick in 0..2000u64 {
+        let now_us = 20_000 * tick + 5_000;
+        while next_packet * period_us <= now_us {
+            let i = next_packet;
+            let pcm = if talking(i) {
+                &tone[(i as usize % 50) * 320..(i as usize % 50 + 1) * 320]
+            } else {
+                &silence[..]
+            };
+            let len = encoder.encode(pcm, &mut payload).unwrap();
+            let total = RtpHeader {
+                marker: false,
+                payload_type: PayloadType::new(9),
+                sequence: i as u16,
+                timestamp: (i * 160) as u32,
+                ssrc: Ssrc::new(0xabc),
+            }
+            .write(&payload[..len], &mut packet)
+            .unwrap();
+            conference
+                .handle_phone_rtp(
+                    start + Duration::from_micros(i * period_us),
+                    id,
+                    &packet[..total],
+                )
+                .unwrap();
+            next_packet += 1;
+        }
+        let before = conference.phone_stats(id).unwrap().jitter.dropped;
+        conference.tick(start + Duration::from_micros(now_us));
+        if conference.phone_stats(id).unwrap().jitter.dropped > before {
+            // The frame dropped is about the one sent two to three frames ago.
+            drop_frames.push(next_packet.saturating_sub(3));
+        }
+    }
+    assert!(
+        drop_frames.len() >= 10,
+        "drift absorbed by drops: {drop_frames:?}"
+    );
+    // Each drop in a pause (allowing the few frames the level lags behind at its edges).
+    let in_pause = |frame: u64| (frame.saturating_sub(3)..=frame + 3).any(|f| !talking(f));
+    let mid_word: Vec<_> = drop_frames.iter().filter(|f| !in_pause(**f)).collect();
+    assert!(
+        mid_word.is_empty(),
+        "drops mid-word at frames {mid_word:?} of {drop_frames:?}"
+    );
+}
