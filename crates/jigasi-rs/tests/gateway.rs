@@ -533,13 +533,15 @@ mod lifecycle {
             .standin
             .terminate("demo", &nick, ReasonCondition::Success, Some("moving"))
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("terminate: {e}\n{}", session.gateway.log()));
         // The phone call is kept while the gateway waits for a new invite (5 s in the demo
         // configuration, JVB_INVITE_TIMEOUT)...
         assert!(
             phone
                 .wait_event("CALL_CLOSED", Duration::from_secs(3))
-                .is_err()
+                .is_err(),
+            "the phone was hung up inside the invite window\n{}",
+            session.gateway.log()
         );
         // ...and ended with BYE (Reason SIP;cause=408) when none comes.
         phone

@@ -256,9 +256,7 @@ impl CallIo {
             .unwrap_or_else(|| user_part(&incoming.from.uri));
         let Prepared {
             call_config,
-            phone_socket,
-            phone_rtcp_socket,
-            bridge_socket,
+            sockets,
             domain,
         } = prepare(
             id,
@@ -276,32 +274,18 @@ impl CallIo {
         info!(room = %Pii(&target.room_jid), "dial-in call");
 
         let (xmpp, xmpp_events) = connect_call_xmpp(config, &domain).await?;
-        Ok((
-            Self {
-                id,
-                room_key: target.room_jid.to_ascii_lowercase(),
-                span: tracing::Span::current(),
-                sip_open: true,
-                xmpp_open: true,
-                reconnect: None,
-                dialing: None,
-                local_addrs: [None; 3],
-                control: Some(incoming.control),
-                sip_events: Some(incoming.events),
-                dialer: None,
-                joined: None,
-                xmpp,
-                xmpp_events,
-                phone_socket,
-                phone_rtcp_socket,
-                bridge_socket,
-                registry: context.registry.clone(),
-                config: context.config.clone(),
-                domain,
-                reconnect_wanted: false,
-            },
-            call,
-        ))
+        let mut io = Self::assemble(
+            id,
+            &target.room_jid,
+            sockets,
+            xmpp,
+            xmpp_events,
+            domain,
+            context,
+        );
+        io.control = Some(incoming.control);
+        io.sip_events = Some(incoming.events);
+        Ok((io, call))
     }
 
     /// Joins the room first; the INVITE goes out when the focus's offer is accepted.
@@ -327,9 +311,7 @@ impl CallIo {
             .and_then(|(_, muc)| muc.split_once('.').map(|(_, domain)| domain.to_owned()));
         let Prepared {
             call_config,
-            phone_socket,
-            phone_rtcp_socket,
-            bridge_socket,
+            sockets,
             domain,
         } = prepare(
             id,
@@ -346,32 +328,44 @@ impl CallIo {
             .map_err(|e| (e.sip_status(), e.to_string()))?;
         info!(room = %Pii(&dial.room), "dial-out call");
         let (xmpp, xmpp_events) = connect_call_xmpp(config, &domain).await?;
-        Ok((
-            Self {
-                id,
-                room_key: dial.room.to_ascii_lowercase(),
-                span: tracing::Span::current(),
-                sip_open: true,
-                xmpp_open: true,
-                reconnect: None,
-                dialing: None,
-                local_addrs: [None; 3],
-                control: None,
-                sip_events: None,
-                dialer: Some(dialer),
-                joined: None,
-                xmpp,
-                xmpp_events,
-                phone_socket,
-                phone_rtcp_socket,
-                bridge_socket,
-                registry: context.registry.clone(),
-                config: context.config.clone(),
-                domain,
-                reconnect_wanted: false,
-            },
-            call,
-        ))
+        let mut io = Self::assemble(id, &dial.room, sockets, xmpp, xmpp_events, domain, context);
+        io.dialer = Some(dialer);
+        Ok((io, call))
+    }
+
+    /// The I/O of a prepared call, without SIP dialog or dialer yet.
+    fn assemble(
+        id: CallId,
+        room: &str,
+        sockets: Sockets,
+        xmpp: XmppHandle,
+        xmpp_events: XmppEvents,
+        domain: String,
+        context: &CallContext,
+    ) -> Self {
+        Self {
+            id,
+            room_key: room.to_ascii_lowercase(),
+            span: tracing::Span::current(),
+            control: None,
+            sip_events: None,
+            sip_open: true,
+            dialer: None,
+            joined: None,
+            xmpp,
+            xmpp_events,
+            xmpp_open: true,
+            phone_socket: sockets.phone,
+            phone_rtcp_socket: sockets.phone_rtcp,
+            bridge_socket: sockets.bridge,
+            registry: context.registry.clone(),
+            config: context.config.clone(),
+            domain,
+            reconnect_wanted: false,
+            reconnect: None,
+            dialing: None,
+            local_addrs: [None; 3],
+        }
     }
 
     /// Polls the call's sources once, starting at `first` (rotated by the caller, so no source
@@ -761,12 +755,20 @@ impl CallIo {
     }
 }
 
+/// A call's media sockets.
+struct Sockets {
+    /// The phone's RTP (even port).
+    phone: UdpSocket,
+    /// The phone's RTCP (the next, odd port).
+    phone_rtcp: UdpSocket,
+    /// ICE toward the bridge.
+    bridge: UdpSocket,
+}
+
 /// What both directions need before the call starts.
 struct Prepared {
     call_config: CallConfig,
-    phone_socket: UdpSocket,
-    phone_rtcp_socket: UdpSocket,
-    bridge_socket: UdpSocket,
+    sockets: Sockets,
     /// The XMPP domain for the per-call connection.
     domain: String,
 }
@@ -854,9 +856,11 @@ async fn prepare(
     info!(%nick, %phone_rtp, %bridge_addr, "call media and nick");
     Ok(Prepared {
         call_config,
-        phone_socket,
-        phone_rtcp_socket,
-        bridge_socket,
+        sockets: Sockets {
+            phone: phone_socket,
+            phone_rtcp: phone_rtcp_socket,
+            bridge: bridge_socket,
+        },
         domain,
     })
 }
