@@ -1533,6 +1533,16 @@ fn phone_config(config: &CallConfig, negotiation: &Negotiation) -> Result<PhoneC
     phone.first_timestamp = config.first_timestamp;
     phone.first_bridge_timestamp = config.first_timestamp.rotate_left(7);
     phone.srtp = srtp_keys(negotiation)?;
+    if codec == CodecKind::Opus {
+        // RFC 7587 §6.1: the phone's fmtp describes what it receives. Stay within its
+        // `maxaveragebitrate`, and send in-band FEC only to a decoder that says it uses it
+        // (`useinbandfec=1`; 0 by default): libopus takes the FEC bits out of the audio's.
+        let fmtp = |name| negotiation.codec.fmtp_param(name);
+        if let Some(max) = fmtp("maxaveragebitrate").and_then(|v| v.parse::<u32>().ok()) {
+            phone.phone_opus.bitrate = phone.phone_opus.bitrate.min(max.clamp(6_000, 510_000));
+        }
+        phone.phone_opus.inband_fec = fmtp("useinbandfec") == Some("1");
+    }
     Ok(phone)
 }
 

@@ -1996,3 +1996,44 @@ fn a_dial_out_shares_the_room_once_its_phone_answers() {
     let quality = shared.borrow().room.quality(b.id()).unwrap();
     assert!(quality.phone.is_some());
 }
+
+/// The engine settings for a phone offering Opus with `fmtp`.
+fn opus_phone(fmtp: &str) -> PhoneConfig {
+    let offer = format!(
+        "v=0\r\no=phone 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n\
+         m=audio 4000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 {fmtp}\r\na=sendrecv\r\n"
+    );
+    let config = config();
+    let mut local = LocalMedia::new(config.phone_rtp.ip(), config.phone_rtp.port());
+    local.codecs = config.codecs.clone();
+    let offer = SessionDescription::parse(offer.as_bytes()).unwrap();
+    let answer = SdpSession::new("t", 1).answer(&offer, &local).unwrap();
+    phone_config(&config, &answer.negotiation).unwrap()
+}
+
+#[test]
+fn an_opus_phone_gets_the_bitrate_and_fec_its_fmtp_asks_for() {
+    let default = PhoneConfig::new(CodecKind::Opus, Ssrc::new(1), Ssrc::new(2)).phone_opus;
+    // baresip's offer: no limit, no useinbandfec (0 by default): no FEC bits taken from audio.
+    let phone = opus_phone("stereo=1;sprop-stereo=1");
+    assert_eq!(phone.phone_opus.bitrate, default.bitrate);
+    assert!(!phone.phone_opus.inband_fec);
+    let phone = opus_phone("maxaveragebitrate=20000;useinbandfec=1");
+    assert_eq!(phone.phone_opus.bitrate, 20_000);
+    assert!(phone.phone_opus.inband_fec);
+    // Out-of-range limits are brought into RFC 7587's 6-510 kbit/s; a higher one changes nothing.
+    assert_eq!(
+        opus_phone("maxaveragebitrate=100").phone_opus.bitrate,
+        6_000
+    );
+    assert_eq!(
+        opus_phone("maxaveragebitrate=400000").phone_opus.bitrate,
+        default.bitrate
+    );
+    assert_eq!(
+        opus_phone("maxaveragebitrate=lots").phone_opus.bitrate,
+        default.bitrate
+    );
+    // The encoder toward the bridge is ours to choose: always with FEC.
+    assert!(phone.bridge_opus.inband_fec);
+}

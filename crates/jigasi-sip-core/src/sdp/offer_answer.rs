@@ -149,6 +149,19 @@ pub struct NegotiatedCodec {
     pub fmtp: Option<String>,
 }
 
+impl NegotiatedCodec {
+    /// One `name=value` parameter of the peer's `fmtp` (RFC 4855 style `a; b=c` lists, names
+    /// compared without case), if it is there.
+    pub fn fmtp_param(&self, name: &str) -> Option<&str> {
+        self.fmtp
+            .as_deref()?
+            .split(';')
+            .filter_map(|param| param.split_once('='))
+            .find(|(key, _)| key.trim().eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.trim())
+    }
+}
+
 /// RFC 4733 telephone-event parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TelephoneEvent {

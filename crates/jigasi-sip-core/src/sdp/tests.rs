@@ -835,3 +835,21 @@ fn random_bytes_and_mutations_never_panic() {
     }
     assert!(parsed_ok > 1_000, "mutations too destructive: {parsed_ok}");
 }
+
+#[test]
+fn fmtp_parameters_are_read_by_name_without_case() {
+    let mut codec = answer(BARESIP_OFFER, &local()).unwrap().negotiation.codec;
+    assert_eq!(codec.fmtp_param("stereo"), Some("1"));
+    assert_eq!(codec.fmtp_param("maxaveragebitrate"), None);
+    codec.fmtp =
+        Some("maxplaybackrate=16000; MaxAverageBitrate = 20000 ;useinbandfec=1;cbr".into());
+    assert_eq!(codec.fmtp_param("maxaveragebitrate"), Some("20000"));
+    assert_eq!(codec.fmtp_param("useinbandfec"), Some("1"));
+    assert_eq!(
+        codec.fmtp_param("cbr"),
+        None,
+        "a flag without a value is not a parameter"
+    );
+    codec.fmtp = None;
+    assert_eq!(codec.fmtp_param("useinbandfec"), None);
+}
