@@ -54,6 +54,8 @@ struct Options {
     quality: bool,
     out: PathBuf,
     speakers: usize,
+    /// Calls per conference room (the gateway shares one audio engine per room).
+    phones_per_room: usize,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -65,6 +67,7 @@ fn parse_options() -> Result<Options, String> {
         quality: true,
         out: PathBuf::from("bench"),
         speakers: 3,
+        phones_per_room: 1,
     };
     let mut steps_given = false;
     let mut args = std::env::args().skip(1);
@@ -86,6 +89,12 @@ fn parse_options() -> Result<Options, String> {
                 options.cps = cps.clamp(0.5, 100.0);
             }
             "--out" => options.out = PathBuf::from(value("--out")?),
+            "--phones-per-room" => {
+                let phones: usize = value("--phones-per-room")?
+                    .parse()
+                    .map_err(|_| "bad --phones-per-room")?;
+                options.phones_per_room = phones.max(1);
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -100,7 +109,7 @@ fn parse_options() -> Result<Options, String> {
 }
 
 const USAGE: &str = "usage: jigasi-bench [--quick] [--steps N,N,...] [--window SECONDS] \
-    [--cps CALLS_PER_SECOND] [--no-quality] [--out DIR]\n       jigasi-bench --codec-loops \
+    [--cps CALLS_PER_SECOND] [--no-quality] [--out DIR] [--phones-per-room P]\n       jigasi-bench --codec-loops \
     SPEECH_DIR CALLS TICKS (internal: run on the gateway's core by the benchmark)";
 
 /// Parses `25,50,100` into ascending, de-duplicated call counts.
@@ -378,16 +387,23 @@ async fn bench(options: Options) -> Result<(), String> {
         let adding = Instant::now();
         while calls.len() < target {
             let index = calls.len();
-            let room = format!("bench{index}@conference.{domain}");
-            standin
-                .create_conference(&room)
-                .await
-                .map_err(|e| format!("conference {room}: {e}"))?;
-            standin
-                .set_keep_audio(&room, false)
-                .await
-                .map_err(|e| e.to_string())?;
-            for k in 0..options.speakers {
+            let room_index = index / options.phones_per_room;
+            let room = format!("bench{room_index}@conference.{domain}");
+            // The room's first call creates it and its speakers; the others join it.
+            let speakers = if index.is_multiple_of(options.phones_per_room) {
+                standin
+                    .create_conference(&room)
+                    .await
+                    .map_err(|e| format!("conference {room}: {e}"))?;
+                standin
+                    .set_keep_audio(&room, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                options.speakers
+            } else {
+                0
+            };
+            for k in 0..speakers {
                 let source = PreencodedAudio::new(Arc::clone(&opus))
                     .starting_at(index * 37 + k * opus.len() / options.speakers.max(1));
                 standin
@@ -585,6 +601,7 @@ async fn bench(options: Options) -> Result<(), String> {
     let results = report::build(report::Inputs {
         quick: options.quick,
         speakers: options.speakers,
+        phones_per_room: options.phones_per_room,
         window_s: options.window.as_secs(),
         cps: options.cps,
         ready_ms: ready.as_secs_f64() * 1e3,

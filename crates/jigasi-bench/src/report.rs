@@ -161,6 +161,8 @@ pub(crate) struct Quality {
 pub(crate) struct Ramp {
     /// K.
     pub(crate) speakers: usize,
+    /// Calls (phones) per conference room.
+    pub(crate) phones_per_room: usize,
     /// Measurement window per step, s.
     pub(crate) window_s: u64,
     /// Calls started per second.
@@ -213,6 +215,7 @@ pub(crate) struct Results {
 pub(crate) struct Inputs {
     pub(crate) quick: bool,
     pub(crate) speakers: usize,
+    pub(crate) phones_per_room: usize,
     pub(crate) window_s: u64,
     pub(crate) cps: f64,
     pub(crate) ready_ms: f64,
@@ -272,6 +275,7 @@ pub(crate) fn build(inputs: Inputs) -> Results {
         quality: inputs.quality,
         ramp: Ramp {
             speakers: inputs.speakers,
+            phones_per_room: inputs.phones_per_room,
             window_s: inputs.window_s,
             calls_per_second: inputs.cps,
             steps: inputs.steps,
@@ -324,11 +328,23 @@ pub(crate) fn markdown(r: &Results) -> String {
     let mut out = String::new();
     out.push_str("# jigasi-rs benchmark results\n\n");
     out.push_str(&format!(
-        "Profile: PCMU phone ↔ conference with K={} Opus speakers, one conference per call; the gateway \
+        "Profile: PCMU phone ↔ conference with K={} Opus speakers, {}; the gateway \
          pinned to one core ({}), load (callers + stand-in + Prosody) on the other. {}\n\n",
         r.ramp.speakers,
+        if r.ramp.phones_per_room > 1 {
+            format!(
+                "{} calls per conference (one shared audio engine each)",
+                r.ramp.phones_per_room
+            )
+        } else {
+            "one conference per call".to_owned()
+        },
         r.environment["cpu_model"].as_str().unwrap_or("unknown CPU"),
-        if r.environment["quick"].as_bool() == Some(true) { "Quick run (`--quick`)." } else { "Full run." }
+        if r.environment["quick"].as_bool() == Some(true) {
+            "Quick run (`--quick`)."
+        } else {
+            "Full run."
+        }
     ));
     out.push_str("| Metric | Measured | Target | Verdict |\n|---|---|---|---|\n");
     let mut row = |name: &str, measured: String, target: String, ok: Option<bool>| {
@@ -556,6 +572,7 @@ mod tests {
         let results = build(Inputs {
             quick: true,
             speakers: 3,
+            phones_per_room: 1,
             window_s: 10,
             cps: 10.0,
             ready_ms: 300.0,
