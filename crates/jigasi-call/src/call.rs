@@ -1068,24 +1068,7 @@ impl Call {
             return;
         }
         self.media.tick(now);
-        let Self {
-            media,
-            conference,
-            out,
-            phone_remote,
-            negotiation,
-            dtmf_to_bridge,
-            bridge_dtmf,
-            ..
-        } = self;
-        let mut frames = FrameSink {
-            sending: negotiation.as_ref().is_some_and(Negotiation::sending),
-            conference,
-            out,
-            phone_remote: *phone_remote,
-            dtmf_to_bridge,
-            bridge_dtmf,
-        };
+        let (media, mut frames) = self.frame_sink();
         for output in media.outputs() {
             frames.send(now, &output);
         }
@@ -1108,7 +1091,13 @@ impl Call {
         if self.sip != SipState::Answered {
             return;
         }
+        self.frame_sink().1.send(now, output);
+    }
+
+    /// The call's own engine (read only) beside where a tick's frames go, borrowed apart.
+    fn frame_sink(&mut self) -> (&Conference, FrameSink<'_>) {
         let Self {
+            media,
             conference,
             out,
             phone_remote,
@@ -1117,15 +1106,15 @@ impl Call {
             bridge_dtmf,
             ..
         } = self;
-        FrameSink {
+        let sink = FrameSink {
             sending: negotiation.as_ref().is_some_and(Negotiation::sending),
             conference,
             out,
             phone_remote: *phone_remote,
             dtmf_to_bridge,
             bridge_dtmf,
-        }
-        .send(now, output);
+        };
+        (media, sink)
     }
 
     /// A re-INVITE or UPDATE with a new offer (hold, resume, codec change): returns the SDP
