@@ -625,14 +625,28 @@ fn talk_together(
             }
             world.drain_bridge();
         }
+        step_together(worlds, 1);
+    }
+    step_together(worlds, 10);
+}
+
+/// Runs every world `frames` × 20 ms, in step.
+fn step_together(worlds: &mut [&mut World], frames: u32) {
+    for _ in 0..frames {
         for world in worlds.iter_mut() {
             world.step(Duration::from_millis(20));
         }
     }
-    for _ in 0..10 {
-        for world in worlds.iter_mut() {
-            world.step(Duration::from_millis(20));
-        }
+}
+
+/// Brings the worlds' clocks to the latest of them (calls of one room share a clock).
+fn sync_clocks(worlds: &mut [&mut World]) {
+    let Some(t) = worlds.iter().map(|w| w.now).max() else {
+        return;
+    };
+    for world in worlds.iter_mut() {
+        let behind = t - world.now;
+        world.step(behind);
     }
 }
 
@@ -1014,15 +1028,9 @@ fn press_in_conference_together(worlds: &mut [&mut World], ssrc: u32, digit: u8)
             }
             world.drain_bridge();
         }
-        for world in worlds.iter_mut() {
-            world.step(Duration::from_millis(20));
-        }
+        step_together(worlds, 1);
     }
-    for _ in 0..30 {
-        for world in worlds.iter_mut() {
-            world.step(Duration::from_millis(20));
-        }
-    }
+    step_together(worlds, 30);
 }
 
 /// The phone presses `digit` for 200 ms: RFC 4733 packets (payload type 101 of `PCMU_OFFER`)
@@ -1844,11 +1852,7 @@ fn room_of_two(speakers: &[u32]) -> (Rc<RefCell<Shared>>, World, World) {
     );
     a.join_and_invite(speakers);
     b.join_and_invite(speakers);
-    let t = a.now.max(b.now);
-    for world in [&mut a, &mut b] {
-        let behind = t - world.now;
-        world.step(behind);
-    }
+    sync_clocks(&mut [&mut a, &mut b]);
     (shared, a, b)
 }
 
@@ -1973,11 +1977,7 @@ fn a_dial_out_shares_the_room_once_its_phone_answers() {
         2,
         "the answered phone joined the engine"
     );
-    let t = a.now.max(b.now);
-    for world in [&mut a, &mut b] {
-        let behind = t - world.now;
-        world.step(behind);
-    }
+    sync_clocks(&mut [&mut a, &mut b]);
     let (a_skip, b_skip) = (a.to_phone.len(), b.to_phone.len());
     talk_together(&mut [&mut a, &mut b], 3, &[440.0, 700.0], &[(1001, 1000.0)]);
     for (world, skip, own, other) in [(&a, a_skip, 440.0, 700.0), (&b, b_skip, 700.0, 440.0)] {
