@@ -132,14 +132,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Runt
         _ => None,
     };
     let status_rx = watch_status(sip.as_ref(), brewery_states, sip_check, shutdown.clone());
-    tokio::spawn(log_readiness(status_rx.clone(), shutdown.clone()));
+    let health = watch_readiness(status_rx, shutdown.clone());
 
     // `POST /about/shutdown`: with no calls to wait for yet, graceful means "stop now".
     let graceful = CancellationToken::new();
     let api_stop = CancellationToken::new();
     let api = if config.rest.enabled {
         let state = ApiState {
-            health: health_channel(status_rx, shutdown.clone()),
+            health,
             stats: stats_snapshot_rx,
             debug: debug_rx,
             graceful_shutdown: config.rest.enable_shutdown.then(|| graceful.clone()),
@@ -527,25 +527,41 @@ async fn forward_changes<T>(mut rx: watch::Receiver<T>, inbox: tokio::sync::mpsc
     }
 }
 
-/// Maps the gateway status onto what `/about/health` reports: Jigasi's 503 while SIP is not
-/// registered, and (unlike Jigasi, jigasi#331) a 500 with a reason while a brewery is not joined.
-fn health_channel(
+/// Follows the gateway status: publishes what `/about/health` reports (see [`health_of`]) and
+/// logs "gateway ready" / "gateway not ready", in that order, so that once the log says ready
+/// the health endpoint says so too.
+fn watch_readiness(
     mut status: watch::Receiver<GatewayStatus>,
     shutdown: CancellationToken,
 ) -> watch::Receiver<Health> {
     let (tx, rx) = watch::channel(health_of(&status.borrow_and_update()));
     tokio::spawn(async move {
+        let mut was_ready = false;
         loop {
+            let current = status.borrow_and_update().clone();
+            tx.send_replace(health_of(&current));
+            let ready = current.is_ready();
+            if ready && !was_ready {
+                info!(
+                    sip = ?current.sip,
+                    breweries = current.breweries.len(),
+                    "gateway ready"
+                );
+            } else if !ready && was_ready {
+                warn!(status = ?current, "gateway not ready");
+            }
+            was_ready = ready;
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 changed = status.changed() => if changed.is_err() { return },
             }
-            tx.send_replace(health_of(&status.borrow_and_update()));
         }
     });
     rx
 }
 
+/// What `/about/health` reports for a gateway status: Jigasi's 503 while SIP is not
+/// registered, and (unlike Jigasi, jigasi#331) a 500 with a reason while a brewery is not joined.
 fn health_of(status: &GatewayStatus) -> Health {
     if let Some(sip) = &status.sip
         && !sip.is_registered()
@@ -566,29 +582,6 @@ fn health_of(status: &GatewayStatus) -> Health {
     } else {
         Health::Unhealthy {
             reason: down.join("; "),
-        }
-    }
-}
-
-/// Logs "gateway ready" when everything is up, and every change of readiness after that.
-async fn log_readiness(mut status: watch::Receiver<GatewayStatus>, shutdown: CancellationToken) {
-    let mut was_ready = false;
-    loop {
-        let current = status.borrow_and_update().clone();
-        let ready = current.is_ready();
-        if ready && !was_ready {
-            info!(
-                sip = ?current.sip,
-                breweries = current.breweries.len(),
-                "gateway ready"
-            );
-        } else if !ready && was_ready {
-            warn!(status = ?current, "gateway not ready");
-        }
-        was_ready = ready;
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            changed = status.changed() => if changed.is_err() { return },
         }
     }
 }
